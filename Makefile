@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck contracts bench schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: set up, then run the main job (for now: validate the quickstart bundle)
+demo: $(STAMP)
+	$(BIN)/mmctl validate -f examples/quickstart/
+
+## test: set up, then lint, type-check, check layer contracts, and run the tests (benchmarks once, untimed)
+test: $(STAMP) lint typecheck contracts
+	$(BIN)/pytest tests benchmarks --benchmark-disable -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check mm tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict mm
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+## bench: run the benchmarks for real and print medians
+bench: $(STAMP)
+	$(BIN)/pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
+
+## schemas: regenerate specs/v1alpha1/*.schema.json from the models
+schemas: $(STAMP)
+	$(BIN)/mmctl schema --output-dir specs/v1alpha1
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks .import_linter_cache *.egg-info

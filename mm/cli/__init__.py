@@ -1,0 +1,1 @@
+"""The ``mmctl`` command line (typer + rich)."""

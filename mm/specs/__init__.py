@@ -1,0 +1,1 @@
+"""Declared resources: loading, models, admission, schemas."""
