@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import enum
 
-from mm.domain.errors import MmError
-
 
 class ExitCode(enum.IntEnum):
     OK = 0
@@ -24,9 +22,6 @@ class ExitCode(enum.IntEnum):
 
 
 def exit_code_for(error: BaseException) -> ExitCode:
-    """The exit code for an error that reached the top of the CLI."""
-    if isinstance(error, KeyboardInterrupt):
-        return ExitCode.INTERRUPTED
-    if isinstance(error, MmError):
-        return ExitCode.ERROR
-    return ExitCode.ERROR
+    """The exit code for an error that reached the top of the CLI (usage errors are typer's: 2)."""
+    # MmError (invalid specs, failed operations) and unexpected errors alike are 1; only ^C differs.
+    return ExitCode.INTERRUPTED if isinstance(error, KeyboardInterrupt) else ExitCode.ERROR

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -96,7 +95,8 @@ def schema(
     else:
         info = resolve_kind(kind)
         if info is None:
-            raise click.BadParameter(f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}", param_hint="KIND")
+            err.print(f"error: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}", markup=False)
+            return ExitCode.USAGE
         document = kind_schema(info)
     sys.stdout.write(render(document))
     return ExitCode.OK
@@ -120,14 +120,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the process exit code (the console script's entry point)."""
     try:
         result = app(args=argv, standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        return ExitCode.USAGE
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted", markup=False)
-        return exit_code_for(exc if isinstance(exc, KeyboardInterrupt) else KeyboardInterrupt())
+        return ExitCode.INTERRUPTED
+    except typer.TyperException as exc:
+        # Usage errors (unknown option, missing argument): typer prints them with the usage line.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}", markup=False)
+        return int(getattr(exc, "exit_code", ExitCode.USAGE))
     except MmError as exc:
         err.print(f"error: {redact_text(str(exc))}", markup=False)
         return exit_code_for(exc)

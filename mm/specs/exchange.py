@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from mm.specs.types import (
     EnvVarName,
     FieldProblem,
+    Int,
     NonNegativeDecimal,
     PositiveDecimal,
     PositiveInt,
@@ -94,7 +95,7 @@ class SimulatorOptions(SpecModel):
     """For ``venue: simulator``: run the built-in Kalshi-compatible exchange inside the node."""
 
     embedded: bool = Field(True, description="Start the simulator in-process (no base_url needed).")
-    seed: int = Field(1, description="Seed of the simulator's random generators (reproducible runs).")
+    seed: Int = Field(1, description="Seed of the simulator's random generators (reproducible runs).")
 
 
 class ExchangeSpec(SpecModel):

@@ -20,6 +20,7 @@ from mm.specs.types import (
     Dollars,
     EnvVarName,
     FieldProblem,
+    Int,
     Multiplier,
     NonNegativeContracts,
     OpenUnit,
@@ -233,7 +234,7 @@ class NodeRisk(SpecModel):
 
 class Api(SpecModel):
     host: str = Field("127.0.0.1", description="Bind address; loopback unless allow_non_loopback is true.")
-    port: int = Field(8080, ge=0, le=65535, description="0 = pick a free port.")
+    port: Int = Field(8080, ge=0, le=65535, description="0 = pick a free port.")
     token_env: EnvVarName | None = Field(
         None, description="Env var holding the bearer token; None = generate one into the state dir (0600)."
     )

@@ -231,11 +231,13 @@ SizerComponent = Annotated[AsymmetricSizer | LinearSizer | FixedSizer | KellySiz
 
 
 class Components(SpecModel):
-    volatility: VolatilityComponent
-    reservation_price: ReservationComponent
-    skew: SkewComponent
-    spread: SpreadComponent
-    sizer: SizerComponent
+    """The five components; each slot's default is the requirements' default (FR-404, FR-411–415)."""
+
+    volatility: VolatilityComponent = EwmaVolatility()
+    reservation_price: ReservationComponent = AvellanedaStoikovReservation()
+    skew: SkewComponent = LinearSkew()
+    spread: SpreadComponent = FixedSpread()
+    sizer: SizerComponent = AsymmetricSizer()
 
 
 class PriceBounds(SpecModel):
@@ -245,15 +247,7 @@ class PriceBounds(SpecModel):
 
 COMPONENT_SLOTS: Final = ("volatility", "reservation_price", "skew", "spread", "sizer")
 
-_DEFAULT: Final[dict[str, Any]] = {
-    "components": {
-        "volatility": {"type": "ewma", "params": {"alpha": Decimal("0.94")}},
-        "reservation_price": {"type": "avellaneda_stoikov", "params": {"gamma": Decimal("0.1")}},
-        "skew": {"type": "linear", "params": {"intensity": Decimal("0.01")}},
-        "spread": {"type": "fixed", "params": {"base_spread": Decimal("0.02")}},
-        "sizer": {"type": "asymmetric", "params": {"base_size": Decimal(100)}},
-    },
-}
+_DEFAULT: Final[dict[str, Any]] = {"components": Components().model_dump()}
 
 PRESETS: Final[Mapping[str, dict[str, Any]]] = {
     # Wide spreads, strong skew, small sizes, a low inventory cap.
@@ -325,7 +319,7 @@ class StrategySpec(SpecModel):
     preset: Literal["conservative", "aggressive", "baseline"] | None = Field(
         None, description="Start from a preset; components given here override its slots."
     )
-    components: Components
+    components: Components = Components()
     max_inventory: Contracts = Field(Decimal(1000), description="Q_max: maximum net inventory, contracts.")
     min_spread: PositiveDecimal = Field(Decimal("0.01"), description="Narrowest full spread quoted, dollars.")
     price_bounds: PriceBounds = PriceBounds()

@@ -24,16 +24,28 @@ def _refuse_float(value: Any) -> Any:
     return value
 
 
+MAX_EXPONENT = 100
+"""Spec numbers are bounded to 1e±100: far beyond any real setting, and no huge-exponent surprises."""
+
+
 def normalize_decimal(value: Decimal) -> Decimal:
     """``0.10`` → ``0.1``, ``100.0`` → ``100``, ``-0`` → ``0``; refuses NaN and infinities."""
     if not value.is_finite():
         raise ValueError("must be a finite number")
     if value.is_zero():
         return Decimal(0)
-    normal = value.normalize()
-    if normal == normal.to_integral_value():
-        return normal.quantize(Decimal(1))
-    return normal
+    if abs(value.adjusted()) > MAX_EXPONENT:
+        raise ValueError(f"number out of range (beyond 1e±{MAX_EXPONENT})")
+    # Strip trailing fractional zeros by hand: Decimal.normalize() would round to the context precision.
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked above
+    if exponent >= 0:
+        return Decimal(int(value))  # exact for any size; no exponent form ("1E+2" -> "100")
+    kept = list(digits)
+    while exponent < 0 and len(kept) > 1 and kept[-1] == 0:
+        kept.pop()
+        exponent += 1
+    return Decimal((sign, tuple(kept), exponent))
 
 
 ExactDecimal = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(normalize_decimal)]
