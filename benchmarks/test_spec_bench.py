@@ -10,6 +10,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from mm.specs.admission import admit
 from mm.specs.errors import SpecSyntaxError
 from mm.specs.yaml_loader import load_path, load_text
+from tests.specs.samples import billion_laughs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,11 +40,7 @@ def test_load_a_one_mib_file(benchmark: BenchmarkFixture, tmp_path: Path) -> Non
 
 
 def test_reject_an_alias_bomb(benchmark: BenchmarkFixture) -> None:
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for level in range(1, 9):
-        name, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
-        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
-    text = "\n".join(lines) + "\n"
+    text = billion_laughs()
 
     def load() -> str:
         with pytest.raises(SpecSyntaxError) as info:

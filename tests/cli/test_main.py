@@ -12,7 +12,7 @@ import pytest
 
 from mm import __version__
 from mm.cli.main import main
-from tests.specs.bundles import BUNDLE
+from tests.specs.samples import BUNDLE, billion_laughs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,20 +68,12 @@ def test_warnings_do_not_fail_validation(capsys: pytest.CaptureFixture[str], tmp
     assert "warning: " in err and "status is written by the controller" in err
 
 
-def _alias_bomb() -> str:
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for level in range(1, 9):
-        name, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
-        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
-    return "\n".join(lines) + "\n"
-
-
 BAD_INPUTS = {
     "empty": ("", "file is empty"),
     "not-yaml": ("{{{ [unclosed\n", "error: "),
     "tabs": ("apiVersion: mm/v1alpha1\nspec:\n\tventure: x\n", "tab character used for indentation"),
     "binary": ("\x00\x01\x02garbage", "error: "),
-    "alias-bomb": (_alias_bomb(), "alias bomb"),
+    "alias-bomb": (billion_laughs(), "alias bomb"),
     "unknown-kind": ("apiVersion: mm/v1alpha1\nkind: Nope\nmetadata: {name: n}\nspec: {}\n", "unknown kind"),
     "duplicate-key": ("apiVersion: mm/v1alpha1\napiVersion: mm/v1alpha1\n", "duplicate key 'apiVersion'"),
 }

@@ -9,7 +9,7 @@ import pytest
 
 from mm.specs.admission import AdmissionResult, admit
 from mm.specs.yaml_loader import load_text
-from tests.specs.bundles import BUNDLE
+from tests.specs.samples import BUNDLE
 
 AdmitText = Callable[..., AdmissionResult]
 

@@ -10,8 +10,8 @@ from mm.specs.admission import AdmissionResult, admit, admit_or_raise
 from mm.specs.errors import AdmissionError
 from mm.specs.strategy import StrategySpec
 from mm.specs.yaml_loader import load_text
-from tests.specs.bundles import BUNDLE
 from tests.specs.conftest import AdmitText
+from tests.specs.samples import BUNDLE
 
 
 def messages(result: AdmissionResult) -> list[str]:

@@ -19,6 +19,7 @@ from mm.specs.yaml_loader import (
     load_stdin,
     load_text,
 )
+from tests.specs.samples import billion_laughs
 
 MIB = 1024 * 1024
 
@@ -171,14 +172,6 @@ def test_aliases_are_copies_not_shared_objects() -> None:
 
 
 # --- aliases and limits --------------------------------------------------------------------------------
-
-
-def billion_laughs() -> str:
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for level in range(1, 9):
-        name, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
-        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
-    return "\n".join(lines) + "\n"
 
 
 def test_alias_bomb_fails_fast_with_a_clear_message() -> None:
