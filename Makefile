@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: set up, then run the main job (for now: validate the quickstart bundle)
+## demo: set up, then run the main job (for now: validate the quickstart bundle and preview its quotes)
 demo: $(STAMP)
 	$(BIN)/mmctl validate -f examples/quickstart/
+	$(BIN)/mmctl quote -f examples/quickstart/ --mid 0.50 --inventory 30 --time-to-settlement 30m --volatility 0.005
 
 ## test: set up, then lint, type-check, check layer contracts, and run the tests (benchmarks once, untimed)
 test: $(STAMP) lint typecheck contracts

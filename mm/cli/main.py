@@ -17,6 +17,7 @@ from rich.console import Console
 
 from mm import __version__
 from mm.cli.exit_codes import ExitCode, exit_code_for
+from mm.cli.quote_cmd import quote
 from mm.domain.errors import MmError
 from mm.observability.redaction import redact_text
 from mm.specs.admission import admit
@@ -33,6 +34,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.command()(quote)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

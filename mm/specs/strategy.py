@@ -55,31 +55,48 @@ class FixedVolatilityParams(SpecModel):
     volatility: NonNegativeDecimal = Field(description="Constant σ per √second (testing, backtests).")
 
 
-class EwmaVolatility(SpecModel):
+class EwmaVolatilityConfig(SpecModel):
     type: Literal["ewma"] = "ewma"
     params: EwmaVolatilityParams = EwmaVolatilityParams()
     state_transfer: bool = Field(False, description="On hot-swap, inherit the previous estimator's state.")
 
 
-class RealizedVolatility(SpecModel):
+class RealizedVolatilityConfig(SpecModel):
     type: Literal["realized"] = "realized"
     params: RealizedVolatilityParams = RealizedVolatilityParams()
     state_transfer: bool = False
 
 
-class FixedVolatility(SpecModel):
+class FixedVolatilityConfig(SpecModel):
     type: Literal["fixed"] = "fixed"
     params: FixedVolatilityParams
     state_transfer: bool = False
 
 
-VolatilityComponent = Annotated[EwmaVolatility | RealizedVolatility | FixedVolatility, Field(discriminator="type")]
+VolatilityComponent = Annotated[
+    EwmaVolatilityConfig | RealizedVolatilityConfig | FixedVolatilityConfig, Field(discriminator="type")
+]
 
 # --- reservation price (FR-412) ------------------------------------------------------------------
 
 
-class GammaParams(SpecModel):
-    gamma: PositiveDecimal = Field(Decimal("0.1"), description="Risk aversion γ (higher = more conservative).")
+class AvellanedaStoikovParams(SpecModel):
+    """Avellaneda–Stoikov reservation price ``r = s − (q/Q_max)·γ·σ²·τ`` (docs/decisions/007)."""
+
+    gamma: PositiveDecimal = Field(
+        Decimal("0.1"),
+        description="Risk aversion γ per dollar, for inventory measured as a fraction of max_inventory.",
+    )
+    horizon: Literal["settlement_risk", "time_to_settlement", "fixed"] = Field(
+        "settlement_risk",
+        description="τ: settlement_risk = horizon_seconds²/max(T, min_time_seconds), growing as settlement "
+        "nears (FR-401); time_to_settlement = T (the paper's T − t); fixed = horizon_seconds.",
+    )
+    horizon_seconds: Seconds = Field(Decimal(3600), description="Reference horizon H, seconds.")
+    min_time_seconds: Seconds = Field(Decimal(60), description="Floor on T so τ stays finite as T → 0.")
+    max_shift: PositiveDecimal = Field(
+        Decimal("0.05"), description="Clamp on |r − s|, dollars: the shift never exceeds this."
+    )
 
 
 class LinearReservationParams(SpecModel):
@@ -92,23 +109,24 @@ class EmptyParams(SpecModel):
     pass
 
 
-class AvellanedaStoikovReservation(SpecModel):
+class AvellanedaStoikovReservationConfig(SpecModel):
     type: Literal["avellaneda_stoikov"] = "avellaneda_stoikov"
-    params: GammaParams = GammaParams()
+    params: AvellanedaStoikovParams = AvellanedaStoikovParams()
 
 
-class SimpleMidReservation(SpecModel):
+class SimpleMidReservationConfig(SpecModel):
     type: Literal["simple_mid"] = "simple_mid"
     params: EmptyParams = EmptyParams()
 
 
-class LinearReservation(SpecModel):
+class LinearReservationConfig(SpecModel):
     type: Literal["linear"] = "linear"
     params: LinearReservationParams = LinearReservationParams()
 
 
 ReservationComponent = Annotated[
-    AvellanedaStoikovReservation | SimpleMidReservation | LinearReservation, Field(discriminator="type")
+    AvellanedaStoikovReservationConfig | SimpleMidReservationConfig | LinearReservationConfig,
+    Field(discriminator="type"),
 ]
 
 # --- skew (FR-413) -------------------------------------------------------------------------------
@@ -120,27 +138,35 @@ class SkewParams(SpecModel):
     )
 
 
-class LinearSkew(SpecModel):
+class AdaptiveSkewParams(SkewParams):
+    reference_volatility: PositiveDecimal = Field(
+        Decimal("0.005"), description="σ per √second at which adaptive skew equals linear skew."
+    )
+
+
+class LinearSkewConfig(SpecModel):
     type: Literal["linear"] = "linear"
     params: SkewParams = SkewParams()
 
 
-class ExponentialSkew(SpecModel):
+class ExponentialSkewConfig(SpecModel):
     type: Literal["exponential"] = "exponential"
     params: SkewParams = SkewParams()
 
 
-class AdaptiveSkew(SpecModel):
+class AdaptiveSkewConfig(SpecModel):
     type: Literal["adaptive"] = "adaptive"
-    params: SkewParams = SkewParams()
+    params: AdaptiveSkewParams = AdaptiveSkewParams()
 
 
-class NoSkew(SpecModel):
+class NoSkewConfig(SpecModel):
     type: Literal["none"] = "none"
     params: EmptyParams = EmptyParams()
 
 
-SkewComponent = Annotated[LinearSkew | ExponentialSkew | AdaptiveSkew | NoSkew, Field(discriminator="type")]
+SkewComponent = Annotated[
+    LinearSkewConfig | ExponentialSkewConfig | AdaptiveSkewConfig | NoSkewConfig, Field(discriminator="type")
+]
 
 # --- spread (FR-414) -----------------------------------------------------------------------------
 
@@ -150,47 +176,60 @@ class BaseSpreadParams(SpecModel):
 
 
 class VolatilitySpreadParams(BaseSpreadParams):
-    vol_multiplier: NonNegativeDecimal = Field(Decimal("0.5"), description="Half-spread added per unit of σ.")
-
-
-class TimeDecaySpreadParams(BaseSpreadParams):
-    min_time_seconds: Seconds = Field(
-        Decimal(60), description="Floor on time to settlement so δ = base/√T stays finite as T → 0."
+    vol_multiplier: NonNegativeDecimal = Field(
+        Decimal("0.5"), description="Half-spread added per σ-over-vol_horizon (δ = base/2 + m·σ·√h)."
+    )
+    vol_horizon_seconds: Seconds = Field(
+        Decimal(60), description="h: σ is scaled to the mid's standard deviation over this many seconds."
     )
 
 
+class TimeDecaySpreadParams(BaseSpreadParams):
+    horizon_seconds: Seconds = Field(
+        Decimal(3600), description="H: δ = base/2 · √(H / max(T, min_time_seconds)); equals base/2 at T = H."
+    )
+    min_time_seconds: Seconds = Field(Decimal(60), description="Floor on T so δ stays finite as T → 0.")
+
+
 class AvellanedaStoikovSpreadParams(SpecModel):
-    gamma: PositiveDecimal = Field(Decimal("0.1"), description="Risk aversion γ.")
-    k: PositiveDecimal = Field(Decimal("1.5"), description="Order-arrival decay κ in ln(1 + γ/κ).")
+    gamma: PositiveDecimal = Field(Decimal("0.1"), description="Risk aversion γ per dollar (as the reservation).")
+    k: PositiveDecimal = Field(
+        Decimal(100), description="Order-arrival decay κ per dollar: λ(δ) = A·e^(−κδ); 100 = e-fold per cent."
+    )
+    horizon_seconds: Seconds = Field(Decimal(3600), description="Cap on τ = T in γσ²τ, seconds.")
 
 
-class FixedSpread(SpecModel):
+class FixedSpreadConfig(SpecModel):
     type: Literal["fixed"] = "fixed"
     params: BaseSpreadParams = BaseSpreadParams()
 
 
-class VolatilitySpread(SpecModel):
+class VolatilitySpreadConfig(SpecModel):
     type: Literal["volatility"] = "volatility"
     params: VolatilitySpreadParams = VolatilitySpreadParams()
 
 
-class InventorySpread(SpecModel):
+class InventorySpreadConfig(SpecModel):
     type: Literal["inventory"] = "inventory"
     params: BaseSpreadParams = BaseSpreadParams()
 
 
-class TimeDecaySpread(SpecModel):
+class TimeDecaySpreadConfig(SpecModel):
     type: Literal["time_decay"] = "time_decay"
     params: TimeDecaySpreadParams = TimeDecaySpreadParams()
 
 
-class AvellanedaStoikovSpread(SpecModel):
+class AvellanedaStoikovSpreadConfig(SpecModel):
     type: Literal["avellaneda_stoikov"] = "avellaneda_stoikov"
     params: AvellanedaStoikovSpreadParams = AvellanedaStoikovSpreadParams()
 
 
 SpreadComponent = Annotated[
-    FixedSpread | VolatilitySpread | InventorySpread | TimeDecaySpread | AvellanedaStoikovSpread,
+    FixedSpreadConfig
+    | VolatilitySpreadConfig
+    | InventorySpreadConfig
+    | TimeDecaySpreadConfig
+    | AvellanedaStoikovSpreadConfig,
     Field(discriminator="type"),
 ]
 
@@ -205,27 +244,29 @@ class KellySizeParams(SizeParams):
     fraction: Fraction = Field(Decimal("0.25"), description="Fraction of the full Kelly size to quote.")
 
 
-class AsymmetricSizer(SpecModel):
+class AsymmetricSizerConfig(SpecModel):
     type: Literal["asymmetric"] = "asymmetric"
     params: SizeParams = SizeParams()
 
 
-class LinearSizer(SpecModel):
+class LinearSizerConfig(SpecModel):
     type: Literal["linear"] = "linear"
     params: SizeParams = SizeParams()
 
 
-class FixedSizer(SpecModel):
+class FixedSizerConfig(SpecModel):
     type: Literal["fixed"] = "fixed"
     params: SizeParams = SizeParams()
 
 
-class KellySizer(SpecModel):
+class KellySizerConfig(SpecModel):
     type: Literal["kelly"] = "kelly"
     params: KellySizeParams = KellySizeParams()
 
 
-SizerComponent = Annotated[AsymmetricSizer | LinearSizer | FixedSizer | KellySizer, Field(discriminator="type")]
+SizerComponent = Annotated[
+    AsymmetricSizerConfig | LinearSizerConfig | FixedSizerConfig | KellySizerConfig, Field(discriminator="type")
+]
 
 # --- the Strategy spec ---------------------------------------------------------------------------
 
@@ -233,11 +274,11 @@ SizerComponent = Annotated[AsymmetricSizer | LinearSizer | FixedSizer | KellySiz
 class Components(SpecModel):
     """The five components; each slot's default is the requirements' default (FR-404, FR-411–415)."""
 
-    volatility: VolatilityComponent = EwmaVolatility()
-    reservation_price: ReservationComponent = AvellanedaStoikovReservation()
-    skew: SkewComponent = LinearSkew()
-    spread: SpreadComponent = FixedSpread()
-    sizer: SizerComponent = AsymmetricSizer()
+    volatility: VolatilityComponent = EwmaVolatilityConfig()
+    reservation_price: ReservationComponent = AvellanedaStoikovReservationConfig()
+    skew: SkewComponent = LinearSkewConfig()
+    spread: SpreadComponent = FixedSpreadConfig()
+    sizer: SizerComponent = AsymmetricSizerConfig()
 
 
 class PriceBounds(SpecModel):
@@ -380,4 +421,35 @@ class StrategySpec(SpecModel):
             )
         if self.min_spread >= self.price_bounds.max - self.price_bounds.min:
             problems.append((("min_spread",), "min_spread leaves no room inside price_bounds"))
+        return problems + self._combination_problems()
+
+    def _combination_problems(self) -> list[FieldProblem]:
+        """Component combinations that cannot work together (FR-416: detected before anything runs)."""
+        c = self.components
+        problems: list[FieldProblem] = []
+        if (
+            isinstance(c.spread, AvellanedaStoikovSpreadConfig)
+            and isinstance(c.reservation_price, AvellanedaStoikovReservationConfig)
+            and c.spread.params.gamma != c.reservation_price.params.gamma
+        ):
+            problems.append(
+                (
+                    ("components", "spread", "params", "gamma"),
+                    f"must equal reservation_price gamma {c.reservation_price.params.gamma}: one "
+                    "Avellaneda–Stoikov model has one risk aversion",
+                )
+            )
+        adaptive_on_zero = (
+            isinstance(c.skew, AdaptiveSkewConfig)
+            and isinstance(c.volatility, FixedVolatilityConfig)
+            and c.volatility.params.volatility == 0
+            and c.skew.params.intensity > 0
+        )
+        if adaptive_on_zero:
+            problems.append(
+                (
+                    ("components", "skew", "type"),
+                    "adaptive skew scales with volatility, and a fixed volatility of 0 would never skew",
+                )
+            )
         return problems

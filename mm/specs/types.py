@@ -53,9 +53,26 @@ ExactDecimal = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator
 
 PositiveDecimal = Annotated[ExactDecimal, Field(gt=0)]
 NonNegativeDecimal = Annotated[ExactDecimal, Field(ge=0)]
-Fraction = Annotated[ExactDecimal, Field(gt=0, le=1)]
+
+
+def _in_interval(low_open: bool, high_open: bool) -> Any:
+    text = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+
+    def check(value: Decimal) -> Decimal:
+        if value < 0 or value > 1 or (low_open and value == 0) or (high_open and value == 1):
+            raise ValueError(f"must be in {text}")
+        return value
+
+    return AfterValidator(check)
+
+
+Fraction = Annotated[
+    ExactDecimal, _in_interval(True, False), Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": 1})
+]
 """A ratio in (0, 1]."""
-OpenUnit = Annotated[ExactDecimal, Field(gt=0, lt=1)]
+OpenUnit = Annotated[
+    ExactDecimal, _in_interval(True, True), Field(json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1})
+]
 """A value strictly inside (0, 1): a probability, a binary-contract price, a decay factor."""
 Dollars = Annotated[ExactDecimal, Field(ge=0, multiple_of=Decimal("0.0001"))]
 """A non-negative dollar amount on the $0.0001 grid."""

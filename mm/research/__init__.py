@@ -1,0 +1,1 @@
+"""Research reproductions of published market-making experiments (offline simulations, not the money path)."""
