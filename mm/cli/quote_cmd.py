@@ -37,14 +37,18 @@ def parse_duration(text: str) -> float:
     """``"30m"``, ``"1h30m"``, ``"90s"`` or plain seconds (``"1800"``) → seconds."""
     value = text.strip().lower()
     try:
-        return float(Decimal(value))
+        seconds = Decimal(value)
     except InvalidOperation:
         pass
+    else:
+        if not seconds.is_finite() or seconds < 0:
+            raise QuoteInputError(f"--time-to-settlement {text!r} must be a non-negative number of seconds")
+        return float(seconds)
     match = _DURATION.match(value)
     if not value or match is None or not any(match.groups()):
         raise QuoteInputError(f"--time-to-settlement {text!r}: use seconds or a duration like 30m, 1h30m, 90s")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + secs
 
 
 def _decimal(option: str, text: str) -> Decimal:
