@@ -18,6 +18,7 @@ from rich.console import Console
 from mm import __version__
 from mm.cli.exit_codes import ExitCode, exit_code_for
 from mm.cli.quote_cmd import quote
+from mm.cli.research_cmd import research_app
 from mm.domain.errors import MmError
 from mm.observability.redaction import redact_text
 from mm.specs.admission import admit
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 
 app.command()(quote)
+app.add_typer(research_app, name="research")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -6,8 +6,9 @@ M. Avellaneda and S. Stoikov, "High-frequency trading in a limit order book", Qu
 This is an offline research simulation, not part of the money path: it uses binary floats throughout
 (our trading code keeps money in exact integer units, see docs/decisions/001). Output is deterministic:
 all randomness comes from one ``random.Random(seed)``, so the same seed and arguments give bit-identical
-rows on the same Python version (``random.Random`` is Mersenne Twister; ``random()`` is stable across
-CPython releases and platforms).
+rows. ``Random.random()`` is guaranteed to give the same sequence for the same seed across Python versions;
+``math.exp``/``math.log1p`` come from the platform's C library, so a different platform could in principle
+round a last bit differently and flip a rare fill decision.
 
 The model (paper eqs. (29)-(30) of the published version, (3.17)-(3.18) of the 2006 preprint):
 
@@ -31,7 +32,7 @@ Modelling choices (each one is either the paper's own wording or is stated here 
    ``j = 0..N-1``, ``N = round(T/dt) = 200``; at ``t_N = T`` nothing is quoted and the profit is
    ``cash + q_T * s_T``.
 2. ``lambda*dt`` is clipped to [0, 1] (:func:`hit_probability`). Here ``A*dt = 0.7``, so the clip binds
-   whenever a quote sits more than ``ln(0.7)/k ≈ -0.24`` on the wrong side of the mid, which a large
+   when ``delta < ln(A*dt)/k ≈ -0.24``, i.e. a quote more than 0.24 through the mid, which a large
    inventory skew can cause. In the simulation loop the clip is implicit: the uniform draw ``u`` is in
    [0, 1), so ``u < p`` is certain for ``p >= 1``.
 3. At most one unit per side per step, of size 1; no inventory limit (the paper states none).
@@ -111,6 +112,11 @@ class StrategyStats:
     seed: int | None = None  # the seed of the run (for the table header)
 
 
+# Exponent cap: e**700 ≈ 1e304, so for any A*dt >= 1e-304 the capped probability is still >= 1 and capping changes
+# no fill decision; it only stops math.exp overflowing for a quote absurdly deep through the mid.
+_MAX_EXP = 700.0
+
+
 def reservation_price(s: float, q: float, gamma: float, sigma: float, tau: float) -> float:
     """Indifference price ``r = s - q*gamma*sigma**2*tau``, ``tau = T - t`` the time left."""
     return s - q * gamma * sigma * sigma * tau
@@ -123,7 +129,7 @@ def optimal_spread(gamma: float, sigma: float, tau: float, k: float) -> float:
 
 def hit_probability(delta: float, A: float, k: float, dt: float) -> float:  # noqa: N803 - the paper's symbol
     """Probability that a quote ``delta`` from the mid is hit within ``dt``: ``A*exp(-k*delta)*dt`` in [0, 1]."""
-    return min(1.0, max(0.0, A * math.exp(-k * delta) * dt))
+    return min(1.0, max(0.0, A * math.exp(min(-k * delta, _MAX_EXP)) * dt))
 
 
 def _steps(params: ExperimentParams) -> int:
@@ -193,10 +199,12 @@ def run_experiment(
                 r = s - q * skew[j]
                 ask = r + half[j]
                 bid = r - half[j]
-                if u_ask[j] < a_dt * exp(-k * (ask - s)):  # same as hit_probability(ask - s, ...)
+                x = k * (s - ask)  # the same as hit_probability(ask - s, ...), clip implicit (see docstring)
+                if u_ask[j] < a_dt * exp(x if x < _MAX_EXP else _MAX_EXP):
                     q -= 1
                     cash += ask
-                if u_bid[j] < a_dt * exp(-k * (s - bid)):
+                x = k * (bid - s)
+                if u_bid[j] < a_dt * exp(x if x < _MAX_EXP else _MAX_EXP):
                     q += 1
                     cash -= bid
             profit[2 * c][i] = cash + q * s_end
