@@ -28,6 +28,14 @@ class Quote:
         return Quote(self.side.other, self.order_side.other, self.price.complement(), self.size)
 
 
+_SLOTS = (
+    ("yes_bid", Side.YES, OrderSide.BUY),
+    ("yes_ask", Side.YES, OrderSide.SELL),
+    ("no_bid", Side.NO, OrderSide.BUY),
+    ("no_ask", Side.NO, OrderSide.SELL),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteSet:
     """The four quotes of one market at one instant (FR-402). ``generated_us``: UTC microseconds."""
@@ -40,13 +48,7 @@ class QuoteSet:
     no_ask: Quote | None
 
     def __post_init__(self) -> None:
-        slots = {
-            "yes_bid": (Side.YES, OrderSide.BUY),
-            "yes_ask": (Side.YES, OrderSide.SELL),
-            "no_bid": (Side.NO, OrderSide.BUY),
-            "no_ask": (Side.NO, OrderSide.SELL),
-        }
-        for name, (side, order_side) in slots.items():
+        for name, side, order_side in _SLOTS:
             quote: Quote | None = getattr(self, name)
             if quote is not None and (quote.side is not side or quote.order_side is not order_side):
                 raise ValueError(

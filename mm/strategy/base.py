@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class VolatilityEstimator(ABC):
@@ -81,9 +80,11 @@ class SpreadCalculator(ABC):
         """Half-spread δ in dollars, from σ (dollars/√s), inventory and limit (contracts), T (seconds)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SizingContext:
-    """What a sizer may know besides inventory: the quote being sized (dollars). Used by ``kelly``."""
+class SizingContext(NamedTuple):
+    """What a sizer may know besides inventory: the quote being sized (dollars). Used by ``kelly``.
+
+    A NamedTuple: immutable and cheap to build once per quote.
+    """
 
     reservation_price: float
     half_spread: float

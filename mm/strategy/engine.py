@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from mm.domain.price import PRICE_SCALE, QTY_SCALE, Price, Quantity
 from mm.domain.quotes import QuoteSet
@@ -72,9 +72,12 @@ class QuoteInputs:
     """σ override in dollars/√s (previews, tests); None = ask the estimator."""
 
 
-@dataclass(frozen=True, slots=True)
-class QuoteResult:
-    """The quote sheet and the intermediate values that produced it (for status, recording, previews)."""
+class QuoteResult(NamedTuple):
+    """The quote sheet and the intermediate values that produced it (for status, recording, previews).
+
+    A NamedTuple rather than a frozen dataclass: equally immutable, and built on every quote, where a
+    frozen dataclass's per-field ``object.__setattr__`` costs about a microsecond.
+    """
 
     quotes: QuoteSet
     volatility: float

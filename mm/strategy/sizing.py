@@ -63,10 +63,10 @@ class KellySizer(QuoteSizer):
         bid = context.reservation_price - delta
         ask = context.reservation_price + delta
         cap = 2.0 * base_size
-        bid_size = self._size(delta / (1.0 - bid), bid, max_inventory, cap) if 0 < bid < 1 else 0.0
-        ask_size = self._size(delta / ask, 1.0 - ask, max_inventory, cap) if 0 < ask < 1 else 0.0
-        return bid_size * (1.0 - x), ask_size * (1.0 + x)
+        bid_size = self._size(delta / (1.0 - bid), bid, max_inventory) * (1.0 - x) if 0 < bid < 1 else 0.0
+        ask_size = self._size(delta / ask, 1.0 - ask, max_inventory) * (1.0 + x) if 0 < ask < 1 else 0.0
+        # The cap applies to the final size, after the (1 ∓ q̂) factors, which reach 2 (FR-403: ≤ 2 × base).
+        return (cap if bid_size > cap else bid_size), (cap if ask_size > cap else ask_size)
 
-    def _size(self, kelly: float, price: float, max_inventory: float, cap: float) -> float:
-        size = self.fraction * kelly * max_inventory / price
-        return cap if size > cap else size
+    def _size(self, kelly: float, price: float, max_inventory: float) -> float:
+        return self.fraction * kelly * max_inventory / price

@@ -13,7 +13,8 @@ State transfer (hot-swap, FR-1002): every estimator exports ``{"kind", "last_mid
 "variance_rate", "observations"}`` (plus its own extras). ``ewma`` ← ``realized``: the realized rate seeds
 the EWMA as if it had been observed ``observations`` times. ``realized`` ← ``ewma``: the window cannot
 be rebuilt from an average, so the EWMA rate is kept as a *prior* that the realized estimator reports
-until its own window has ``min_observations`` samples. ``fixed`` has no state to carry.
+until its own window has ``min_observations`` samples (``realized`` ← ``realized`` carries that prior
+too). ``fixed`` has no state to carry.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ class _RateEstimator(VolatilityEstimator):
         """(Δmid², Δt seconds) since the previous observation, or None for the first one."""
         last = self._last_mid
         dt = (timestamp_us - self._last_ts_us) / US_PER_SECOND
+        if last is not None and dt < 0:  # refuse before touching any state
+            raise ValueError(f"volatility update went back in time by {-dt} s")
         self._last_mid, self._last_ts_us = mid_price, timestamp_us
         if last is None:
             return None
-        if dt < 0:
-            raise ValueError(f"volatility update went back in time by {-dt} s")
         self._observations += 1
         change = mid_price - last
         return change * change, max(dt, _MIN_DT)
@@ -136,12 +137,16 @@ class RealizedVolatility(_RateEstimator):
 
     def update(self, mid_price: float, timestamp_us: int) -> None:
         step = self._step(mid_price, timestamp_us)
+        # Evict first: the new sample is never outside its own window, and when every older sample has
+        # aged out the sums are reset exactly before it is added (no float residue carried on).
+        self._evict(timestamp_us - self.window_us)
         if step is not None:
             sq, dt = step
             self._samples.append((timestamp_us, sq, dt))
             self._sum_sq += sq
             self._sum_dt += dt
-        self._evict(timestamp_us - self.window_us)
+            if self._prior_rate is not None and len(self._samples) >= self.min_observations:
+                self._prior_rate = None  # own data now; an inherited rate must not return after a gap
 
     def _evict(self, cutoff_us: int) -> None:
         samples = self._samples
@@ -164,7 +169,11 @@ class RealizedVolatility(_RateEstimator):
         return len(self._samples) >= self.min_observations or self._prior_rate is not None
 
     def get_state(self) -> dict[str, Any]:
-        return {**self._common_state(self.variance_rate()), "samples": [list(s) for s in self._samples]}
+        return {
+            **self._common_state(self.variance_rate()),
+            "samples": [list(s) for s in self._samples],
+            "prior_rate": self._prior_rate,
+        }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         self._load_common(state)
@@ -176,6 +185,8 @@ class RealizedVolatility(_RateEstimator):
                 self._samples.append((int(ts), float(sq), float(dt)))
                 self._sum_sq += float(sq)
                 self._sum_dt += float(dt)
+            prior = state.get("prior_rate")  # still warming up on an inherited rate: keep it
+            self._prior_rate = None if prior is None else float(prior)
         elif state.get("variance_rate") is not None:
             self._prior_rate = float(state["variance_rate"])
 
