@@ -36,7 +36,7 @@ class RuleBase(SpecModel):
     force: bool = Field(False, description="Required to disable a rule listed in critical_rules (FR-1003).")
 
 
-class MaxInventoryRule(RuleBase):
+class MaxInventoryRuleConfig(RuleBase):
     limit: Contracts = Field(Decimal(1000), description="Maximum |net inventory| (YES − NO), contracts.")
     action: Literal["block", "modify"] = "block"
     warning_threshold: Fraction = Field(
@@ -45,22 +45,22 @@ class MaxInventoryRule(RuleBase):
     warning_size_multiplier: Fraction = Field(Decimal("0.5"), description="Size factor past the warning.")
 
 
-class MaxPositionPerSideRule(RuleBase):
+class MaxPositionPerSideRuleConfig(RuleBase):
     limit: Contracts = Field(Decimal(1000), description="Maximum YES or NO contracts held, each side.")
     action: Literal["block", "modify"] = "block"
 
 
-class MaxOrderSizeRule(RuleBase):
+class MaxOrderSizeRuleConfig(RuleBase):
     limit: Contracts = Field(Decimal(500), description="Largest single order, contracts.")
     action: Literal["block", "modify"] = Field("modify", description="modify = cap the size instead.")
 
 
-class MaxNotionalRule(RuleBase):
+class MaxNotionalRuleConfig(RuleBase):
     limit: PositiveDollars = Field(Decimal(500), description="Maximum notional exposure, dollars.")
     action: Literal["block", "modify"] = "block"
 
 
-class SettlementCutoffRule(RuleBase):
+class SettlementCutoffRuleConfig(RuleBase):
     cutoff_minutes: Minutes = Field(Decimal(3), description="Stop quoting this many minutes before close.")
     action: Literal["block"] = "block"
 
@@ -83,7 +83,7 @@ class TradingWindow(SpecModel):
         return value
 
 
-class MarketHoursRule(RuleBase):
+class MarketHoursRuleConfig(RuleBase):
     windows: list[TradingWindow] = Field(
         default_factory=list, description="When quoting is allowed; empty = always (the FR-511 default)."
     )
@@ -100,24 +100,24 @@ class MarketHoursRule(RuleBase):
         return value
 
 
-class HourlyLossLimitRule(RuleBase):
+class HourlyLossLimitRuleConfig(RuleBase):
     limit: PositiveDollars = Field(Decimal(50), description="Loss in a rolling hour that trips the rule, dollars.")
     action: Literal["kill_switch", "block"] = "kill_switch"
     warning_threshold: Fraction = Field(Decimal("0.5"), description="RCR-102: widen spreads past this fraction.")
     warning_spread_multiplier: Multiplier = Field(Decimal("1.5"), description="Spread factor past the warning.")
 
 
-class DailyLossLimitRule(RuleBase):
+class DailyLossLimitRuleConfig(RuleBase):
     limit: PositiveDollars = Field(Decimal(100), description="Loss in the trading day that trips the rule, dollars.")
     action: Literal["kill_switch", "block"] = "kill_switch"
 
 
-class DrawdownRule(RuleBase):
+class DrawdownRuleConfig(RuleBase):
     limit: PositiveDollars = Field(Decimal(75), description="Drop from the PnL peak that trips the rule, dollars.")
     action: Literal["kill_switch", "block"] = "kill_switch"
 
 
-class HighVolatilityRule(RuleBase):
+class HighVolatilityRuleConfig(RuleBase):
     threshold_multiplier: Multiplier = Field(Decimal(2), description="Trips when σ exceeds this × normal σ.")
     normal_volatility: PositiveDecimal | None = Field(
         None, description="Normal σ per √second; None = learn it from a slow average of observed σ."
@@ -127,7 +127,7 @@ class HighVolatilityRule(RuleBase):
     action: Literal["modify", "block"] = "modify"
 
 
-class WideSpreadRule(RuleBase):
+class WideSpreadRuleConfig(RuleBase):
     threshold_multiplier: Multiplier = Field(
         Decimal(3), description="Trips when the book spread exceeds this × normal."
     )
@@ -136,7 +136,7 @@ class WideSpreadRule(RuleBase):
     action: Literal["block"] = "block"
 
 
-class StaleDataRule(RuleBase):
+class StaleDataRuleConfig(RuleBase):
     max_age_seconds: Seconds = Field(Decimal(5), description="Oldest market data still traded on, seconds.")
     action: Literal["block"] = "block"
 
@@ -144,18 +144,18 @@ class StaleDataRule(RuleBase):
 class Rules(SpecModel):
     """One entry per built-in rule of FR-511; each defaults to enabled with the FR-511 defaults."""
 
-    max_inventory: MaxInventoryRule = MaxInventoryRule()
-    max_position_per_side: MaxPositionPerSideRule = MaxPositionPerSideRule()
-    max_order_size: MaxOrderSizeRule = MaxOrderSizeRule()
-    max_notional: MaxNotionalRule = MaxNotionalRule()
-    settlement_cutoff: SettlementCutoffRule = SettlementCutoffRule()
-    market_hours: MarketHoursRule = MarketHoursRule()
-    hourly_loss_limit: HourlyLossLimitRule = HourlyLossLimitRule()
-    daily_loss_limit: DailyLossLimitRule = DailyLossLimitRule()
-    drawdown: DrawdownRule = DrawdownRule()
-    high_volatility: HighVolatilityRule = HighVolatilityRule()
-    wide_spread: WideSpreadRule = WideSpreadRule()
-    stale_data: StaleDataRule = StaleDataRule()
+    max_inventory: MaxInventoryRuleConfig = MaxInventoryRuleConfig()
+    max_position_per_side: MaxPositionPerSideRuleConfig = MaxPositionPerSideRuleConfig()
+    max_order_size: MaxOrderSizeRuleConfig = MaxOrderSizeRuleConfig()
+    max_notional: MaxNotionalRuleConfig = MaxNotionalRuleConfig()
+    settlement_cutoff: SettlementCutoffRuleConfig = SettlementCutoffRuleConfig()
+    market_hours: MarketHoursRuleConfig = MarketHoursRuleConfig()
+    hourly_loss_limit: HourlyLossLimitRuleConfig = HourlyLossLimitRuleConfig()
+    daily_loss_limit: DailyLossLimitRuleConfig = DailyLossLimitRuleConfig()
+    drawdown: DrawdownRuleConfig = DrawdownRuleConfig()
+    high_volatility: HighVolatilityRuleConfig = HighVolatilityRuleConfig()
+    wide_spread: WideSpreadRuleConfig = WideSpreadRuleConfig()
+    stale_data: StaleDataRuleConfig = StaleDataRuleConfig()
 
 
 BUILTIN_RULES: Final = tuple(Rules.model_fields)
@@ -225,6 +225,9 @@ class RiskPolicySpec(SpecModel):
     custom_rules: list[CustomRule] = Field(default_factory=list)
     critical_rules: list[str] = Field(default_factory=lambda: list(DEFAULT_CRITICAL_RULES))
     kill_switch: KillSwitch = KillSwitch()
+    trading_state: Literal["active", "reducing", "halted"] = Field(
+        "active", description="For every market under this policy; the most restrictive of node/policy/market wins."
+    )
 
     @model_validator(mode="after")
     def _complete_rule_order(self) -> RiskPolicySpec:
