@@ -18,6 +18,7 @@ limits of RCR-101 (``mm.domain.limits``) cap the configured ones again here, wha
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
 
@@ -142,6 +143,31 @@ def _result(original: QuoteSet, new: QuoteSet, reasons: list[str]) -> RiskDecisi
 # ---------------------------------------------------------------------------------------------- rules
 
 
+def _limit_directions(
+    quotes: QuoteSet,
+    inv: int,
+    limit: int,
+    netting: bool,
+    block_whole: bool,
+    describe: Callable[[int, int], str],
+    reasons: list[str],
+) -> QuoteSet:
+    """Keep each direction's worst-case fill within ``limit − sign·inv``: drop (block) or cap (modify)."""
+    out = quotes
+    for sign in (1, -1):
+        additional = _direction_fill(out, sign, netting)
+        capacity = limit - sign * inv
+        if additional > capacity:
+            head = describe(sign, additional)
+            if block_whole or capacity <= 0:
+                out = _drop_direction(out, sign)
+                reasons.append(f"{head}: {_DIRECTION_QUOTES[sign]} dropped")
+            else:
+                out = _cap_direction(out, sign, capacity, netting)
+                reasons.append(f"{head}: {_DIRECTION_QUOTES[sign]} capped at {contracts_text(capacity)}")
+    return out
+
+
 class MaxInventoryRule(RiskRule):
     """|net inventory| after the worst-case fill of each direction stays ≤ the limit (FR-501, RCR-101).
 
@@ -197,20 +223,14 @@ class MaxInventoryRule(RiskRule):
                     f"{_DIRECTION_QUOTES[sign]} {self._warn_text}"
                 )
                 out = scaled
-        for sign in (1, -1):
-            additional = _direction_fill(out, sign, netting)
-            capacity = limit - sign * inv
-            if additional > capacity:
-                head = (
-                    f"inventory {contracts_text(inv)} {'+' if sign > 0 else '-'} {contracts_text(additional)} "
-                    f"if filled would pass the {contracts_text(limit)}-contract limit"
-                )
-                if self._block or capacity <= 0:
-                    out = _drop_direction(out, sign)
-                    reasons.append(f"{head}: {_DIRECTION_QUOTES[sign]} dropped")
-                else:
-                    out = _cap_direction(out, sign, capacity, netting)
-                    reasons.append(f"{head}: {_DIRECTION_QUOTES[sign]} capped at {contracts_text(capacity)}")
+
+        def describe(sign: int, additional: int) -> str:
+            return (
+                f"inventory {contracts_text(inv)} {'+' if sign > 0 else '-'} {contracts_text(additional)} "
+                f"if filled would pass the {contracts_text(limit)}-contract limit"
+            )
+
+        out = _limit_directions(out, inv, limit, netting, self._block, describe, reasons)
         return _result(quotes, out, reasons)
 
 
@@ -249,23 +269,16 @@ class MaxPositionPerSideRule(RiskRule):
         return self._enforce_separate(q, context.yes_units, context.no_units)
 
     def _enforce_netting(self, quotes: QuoteSet, inv: int) -> RiskDecision:
-        out = quotes
+        # Netted holdings follow the net, so this is the inventory limit read per side.
+        def describe(sign: int, additional: int) -> str:
+            held = "YES" if sign > 0 else "NO"
+            return (
+                f"{held} position {contracts_text(max(sign * inv, 0))} could reach "
+                f"{contracts_text(sign * inv + additional)} of {contracts_text(self._limit)} contracts"
+            )
+
         reasons: list[str] = []
-        for sign, held in ((1, "YES"), (-1, "NO")):
-            additional = _direction_fill(out, sign, True)
-            capacity = self._limit - sign * inv
-            if additional > capacity:
-                holding = max(sign * inv, 0)
-                head = (
-                    f"{held} position {contracts_text(holding)} could reach {contracts_text(sign * inv + additional)}"
-                    f" of {contracts_text(self._limit)} contracts"
-                )
-                if self._block or capacity <= 0:
-                    out = _drop_direction(out, sign)
-                    reasons.append(f"{head}: {_DIRECTION_QUOTES[sign]} dropped")
-                else:
-                    out = _cap_direction(out, sign, capacity, True)
-                    reasons.append(f"{head}: {_DIRECTION_QUOTES[sign]} capped at {contracts_text(capacity)}")
+        out = _limit_directions(quotes, inv, self._limit, True, self._block, describe, reasons)
         return _result(quotes, out, reasons)
 
     def _enforce_separate(self, quotes: QuoteSet, yes_units: int, no_units: int) -> RiskDecision:
