@@ -1,0 +1,1 @@
+"""A local exchange that speaks Kalshi's current REST and WebSocket protocol (kalshi-api.md): `mmctl sim`."""
