@@ -24,6 +24,7 @@ from typing import Final
 
 __all__ = [
     "Clock",
+    "ScaledClock",
     "SimulatedClock",
     "WallClock",
     "datetime_to_us",
@@ -100,6 +101,37 @@ class WallClock(Clock):
 
     def __repr__(self) -> str:
         return "WallClock()"
+
+
+class ScaledClock(Clock):
+    """Simulation time that runs ``speed`` times as fast as real time, starting at ``start_us``.
+
+    The exchange simulator's clock: ``--speed 60`` plays an hour of market life in a real minute. It is
+    driven by a base clock's monotonic time (the wall clock by default), so it never jumps backwards.
+    """
+
+    def __init__(self, start_us: int, speed: float = 1.0, base: Clock | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._base = base if base is not None else WallClock()
+        self._origin_ns = self._base.monotonic_ns()
+        self.start_us = start_us
+        self.speed = speed
+
+    def now_us(self) -> int:
+        """Simulation time, µs since the epoch: start + elapsed real time × speed."""
+        return self.start_us + int((self._base.monotonic_ns() - self._origin_ns) * self.speed) // NS_PER_US
+
+    def monotonic_ns(self) -> int:
+        """Simulated nanoseconds since the clock was created (scaled like ``now_us``)."""
+        return int((self._base.monotonic_ns() - self._origin_ns) * self.speed)
+
+    def real_seconds(self, simulated_seconds: float) -> float:
+        """How long ``simulated_seconds`` of simulation time take in real time."""
+        return simulated_seconds / self.speed
+
+    def __repr__(self) -> str:
+        return f"ScaledClock(start_us={self.start_us}, speed={self.speed})"
 
 
 def _seconds_to_us(seconds: Decimal | int) -> int:

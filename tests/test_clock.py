@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.clock import Clock, SimulatedClock, WallClock, datetime_to_us, format_rfc3339_us, us_to_datetime
+from mm.clock import (
+    Clock,
+    ScaledClock,
+    SimulatedClock,
+    WallClock,
+    datetime_to_us,
+    format_rfc3339_us,
+    us_to_datetime,
+)
 
 T0 = datetime_to_us(datetime(2026, 1, 17, 14, 30, tzinfo=UTC))
 MIN_US = datetime_to_us(datetime.min.replace(tzinfo=UTC))
@@ -152,3 +160,13 @@ def test_wall_clock_monotonic_never_decreases() -> None:
     clock = WallClock()
     readings = [clock.monotonic_ns() for _ in range(1000)]
     assert readings == sorted(readings)
+
+
+def test_scaled_clock_runs_speed_times_faster_than_its_base() -> None:
+    base = SimulatedClock(0)
+    clock = ScaledClock(start_us=1_000_000_000, speed=60, base=base)
+    assert clock.now_us() == 1_000_000_000 and clock.monotonic_ns() == 0
+    base.advance_us(1_000_000)  # one real second
+    assert clock.now_us() == 1_000_000_000 + 60_000_000  # one simulated minute
+    assert clock.monotonic_ns() == 60_000_000_000
+    assert clock.real_seconds(3600) == 60
