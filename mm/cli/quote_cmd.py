@@ -26,6 +26,7 @@ from mm.specs.yaml_loader import load_sources
 from mm.strategy.engine import QuoteInputs, QuoteResult
 from mm.strategy.registry import build_engine
 
+_PLAIN_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -36,12 +37,9 @@ class QuoteInputError(MmError):
 def parse_duration(text: str) -> float:
     """``"30m"``, ``"1h30m"``, ``"90s"`` or plain seconds (``"1800"``) → seconds."""
     value = text.strip().lower()
-    try:
+    if _PLAIN_NUMBER.fullmatch(value):
         seconds = Decimal(value)
-    except InvalidOperation:
-        pass
-    else:
-        if not seconds.is_finite() or seconds < 0:
+        if seconds < 0:
             raise QuoteInputError(f"--time-to-settlement {text!r} must be a non-negative number of seconds")
         return float(seconds)
     match = _DURATION.match(value)
