@@ -12,6 +12,7 @@ Time comes from the injected clock (simulation time); nothing here does IO.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class Exchange:
     """Cash each resting order reserves, micro-dollars (kept per order so every path stays exact)."""
     _fees: dict[str, OrderFeeAccumulator] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _expiries: list[tuple[int, str]] = field(default_factory=list)
+    """Heap of (expiry µs, order id) of resting good-till-time orders; entries of finished orders are skipped."""
+    quotes: dict[str, list[tuple[int, int | None, int | None]]] = field(default_factory=dict)
+    """Per market, (time µs, best YES bid, best YES ask) each time the top of the book changed (for candles)."""
 
     # --- setup ------------------------------------------------------------------------------------
 
@@ -229,7 +234,28 @@ class Exchange:
         except ValueError as exc:
             raise SimApiError(400, "invalid_order", str(exc)) from None
         self._apply(market, result, now)
+        if result.order.status is OrderStatus.RESTING and request.expiration_s is not None:
+            heapq.heappush(self._expiries, (request.expiration_s * 1_000_000, result.order.order_id))
         return result.order
+
+    def expire_orders(self, now_us: int) -> int:
+        """Cancel every resting good-till-time order whose ``expiration_time`` is at or before ``now_us``.
+
+        Each is cancelled like a user cancel (status canceled, reservation released, book change and
+        ``user_order`` events). Returns how many orders expired.
+        """
+        expired = 0
+        heap = self._expiries
+        while heap and heap[0][0] <= now_us:
+            _, order_id = heapq.heappop(heap)
+            order = self.orders.get(order_id)
+            if order is None or order.status is not OrderStatus.RESTING:
+                continue  # already filled or cancelled
+            market = self._market(order.ticker)
+            order, changes = market.engine.cancel(order_id, now_us)
+            self._after_removal(market, order, changes)
+            expired += 1
+        return expired
 
     def cancel_order(self, user_id: str, order_id: str) -> tuple[SimOrder, int]:
         """Cancel a resting order; returns it and the count reduced (1/100 contract)."""
@@ -282,6 +308,13 @@ class Exchange:
 
     # --- queries ----------------------------------------------------------------------------------
 
+    def queue_position(self, user_id: str, order_id: str) -> int:
+        """Contracts (1/100) resting ahead of the user's order at its price; 404 if unknown or not resting."""
+        order = self._own_order(user_id, order_id)
+        if order.status is not OrderStatus.RESTING:
+            raise SimApiError(404, "not_found", "order is not resting")
+        return self._market(order.ticker).engine.queue_ahead(order_id)
+
     def order_by_client_id(self, user_id: str, client_order_id: str) -> SimOrder | None:
         order_id = self._client_ids.get((user_id, client_order_id))
         return None if order_id is None else self.orders[order_id]
@@ -309,6 +342,21 @@ class Exchange:
         self._sync_reservation(order)
         detail = result.reject_reason or result.cancel_reason or ""
         self._emit("user_order", market.ticker, user_id=order.user_id, order=order, detail=detail)
+        if result.book_changes:
+            self._note_quote(market, now)
+
+    def _note_quote(self, market: SimMarket, now: int) -> None:
+        """Record the top of the book if it changed (the yes_bid / yes_ask history candlesticks read)."""
+        engine = market.engine
+        quote = (now, engine.best_bid(), engine.best_ask())
+        history = self.quotes.get(market.ticker)
+        if history is None:
+            self.quotes[market.ticker] = [quote]
+        elif history[-1][1:] != quote[1:]:
+            if history[-1][0] == now:
+                history[-1] = quote
+            else:
+                history.append(quote)
 
     def _sync_reservation(self, order: SimOrder) -> None:
         """Reserve exactly what a resting order could cost; release it all once the order stops resting."""
@@ -345,6 +393,8 @@ class Exchange:
         for change in changes:
             self._emit("book", market.ticker, book_change=change)
         self._emit("user_order", market.ticker, user_id=order.user_id, order=order)
+        if changes:
+            self._note_quote(market, self.clock.now_us())
 
     def _cancel_everything(self, market: SimMarket, now: int) -> None:
         for order, changes in market.engine.cancel_all(now):

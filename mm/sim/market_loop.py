@@ -7,8 +7,9 @@ Each step, at simulation time ``now``:
    exchange (ladders are centred on the index at each event's open);
 3. market statuses move with time; a closed market is *determined* from the 60-second average of the
    index before its close, then *finalized* (paid out) after the settlement timer;
-4. the synthetic crowd looks at every active market and its intents become orders and cancels;
-5. the exchange's events are published to the WebSocket layer.
+4. resting good-till-time orders whose ``expiration_time`` has passed are cancelled;
+5. the synthetic crowd looks at every active market and its intents become orders and cancels;
+6. the exchange's events are published to the WebSocket layer.
 
 Pure of IO and of the wall clock — the caller decides how often to step — so tests drive it with a
 ``SimulatedClock`` and get the same market every time for the same seed.
@@ -45,6 +46,7 @@ class MarketLoop:
         self._list_markets(now)
         for definition in list(self.state.markets.values()):
             self._advance_lifecycle(definition, now)
+        self.state.exchange.expire_orders(now)
         if self.crowd is not None:
             self._run_crowd(now)
         self.state.publish()

@@ -197,6 +197,20 @@ class MatchingEngine:
             [(p, asks.levels[p].size) for p in asks.prices],
         )
 
+    def queue_ahead(self, order_id: str) -> int:
+        """Size (1/100 contract) resting ahead of a RESTING order at its price level, i.e. with earlier priority.
+
+        ``KeyError`` if unknown, ``ValueError`` if not resting. Walks the order's level up to the order.
+        """
+        order = self._resting_order(order_id)
+        ahead = 0
+        for entry in self._book(order.side).levels[order.price].queue:
+            if entry[1] is order and entry[0] == order.priority:
+                break
+            if _live(entry):
+                ahead += entry[1].remaining_count
+        return ahead
+
     def best_bid(self) -> int | None:
         return self._bids.prices[-1] if self._bids.prices else None
 

@@ -3,8 +3,12 @@
 Every route goes through :meth:`mm.sim.rest.RestContext.authed` (auth, faults, rate limit, publish).
 
 Reads: ``/portfolio/balance``, ``/portfolio/positions``, ``/portfolio/fills``, ``/portfolio/settlements``,
-``/portfolio/orders`` and ``/portfolio/orders/{id}``, ``/account/limits``. Orders read back normalised to the
-YES book (§5): an ask is ``outcome_side "no"``, ``book_side "ask"``, with its YES price.
+``/portfolio/orders`` and ``/portfolio/orders/{id}``, ``/account/limits``, queue positions
+(``/portfolio/orders/{id}/queue_position``, ``/portfolio/orders/queue_positions``: contracts resting ahead of
+the order at its price with earlier time priority; an unknown, another user's or a no-longer-resting order
+is 404 ``not_found``, as a cancel of it is; the batch lists the user's resting orders in the markets given by
+``market_tickers`` and/or ``event_ticker``, or in every market when neither is given). Orders read back
+normalised to the YES book (§5): an ask is ``outcome_side "no"``, ``book_side "ask"``, with its YES price.
 
 V2 writes (``/portfolio/events/orders``…): create (201), cancel, amend (``count`` = new total), decrease,
 batched create (201) and batched cancel. Choices where the reference leaves room:
@@ -13,8 +17,8 @@ batched create (201) and batched cancel. Choices where the reference leaves room
   with the defaults a current client uses: ``good_till_canceled`` and ``maker``.
 * ``reduce_only`` caps the count at the position the order reduces (bid: the NO position, ask: the YES
   position) and is refused (400 ``invalid_order``) when there is nothing to reduce; it is allowed with any TIF.
-* ``expiration_time`` (Unix s) is refused with a non-GTC TIF and when not in the future. (The exchange keeps it
-  but does not yet cancel orders at expiry.)
+* ``expiration_time`` (Unix s) is refused with a non-GTC TIF and when not in the future. The order is cancelled
+  when the market loop's step finds the time reached (:meth:`mm.sim.exchange.Exchange.expire_orders`).
 * ``subaccount`` must be 0 and ``exchange_index`` 0 or -1 (neither is simulated); ``order_group_id`` is
   refused (order groups are not simulated); ``buy_max_cost_dollars`` and unknown keys are ignored.
 * Amend: ``ticker``/``side``/``client_order_id``, when sent, must match the order (``order_ticker_mismatch``,
@@ -580,6 +584,31 @@ def _orders(ctx: RestContext, user_id: str, request: Request) -> dict[str, Any]:
     return {"orders": [order_json(ctx, o) for _, o in page], "cursor": cursor}
 
 
+def _queue_position(ctx: RestContext, user_id: str, order_id: str) -> dict[str, Any]:
+    return {"queue_position_fp": count_str(ctx.state.exchange.queue_position(user_id, order_id))}
+
+
+def _queue_positions(ctx: RestContext, user_id: str, request: Request) -> dict[str, Any]:
+    q = request.query_params
+    _check_query_routing(request)
+    exchange = ctx.state.exchange
+    tickers = set(q_list(q, "market_tickers"))
+    event = q_str(q, "event_ticker")
+    out = []
+    for ticker, market in exchange.markets.items():
+        if (tickers and ticker not in tickers) or (event and market.event_ticker != event):
+            continue
+        for order in sorted(market.engine.resting(user_id), key=lambda o: o.priority):
+            out.append(
+                {
+                    "order_id": order.order_id,
+                    "market_ticker": ticker,
+                    "queue_position_fp": count_str(market.engine.queue_ahead(order.order_id)),
+                }
+            )
+    return {"queue_positions": out}
+
+
 def _limits(ctx: RestContext, user_id: str) -> dict[str, Any]:
     limits = ctx.state.limiter.limits(user_id)
     tier = ctx.state.limiter.tier_of(user_id)
@@ -605,6 +634,11 @@ def add_portfolio_routes(router: APIRouter, ctx: RestContext) -> None:
     read("/portfolio/settlements", lambda user, r: _settlements(ctx, user, r))
     read("/portfolio/orders", lambda user, r: _orders(ctx, user, r))
     read("/account/limits", lambda user, _r: _limits(ctx, user))
+    read("/portfolio/orders/queue_positions", lambda user, r: _queue_positions(ctx, user, r))
+
+    @router.get("/portfolio/orders/{order_id}/queue_position")
+    async def queue_position(order_id: str, request: Request) -> Response:
+        return await ctx.authed(request, lambda user, _b: _queue_position(ctx, user, order_id))
 
     @router.get("/portfolio/orders/{order_id}")
     async def get_order(order_id: str, request: Request) -> Response:

@@ -5,6 +5,17 @@ union of the exchange's live markets and the static definitions in ``state.marke
 definition the exchange does not hold yet reads as ``initialized`` / ``active`` / ``closed`` by its times
 with an empty book. Listing sorts markets by ticker, events by event ticker, trades newest first; cursors are
 opaque keyset cursors (:func:`mm.sim.wire.paginate`).
+
+Candlesticks (``/series/{s}/markets/{t}/candlesticks``, ``/markets/candlesticks``): one candle per period
+(``period_interval`` 1, 60 or 1440 minutes) whose inclusive end ``end_period_ts`` lies in
+``[start_ts, end_ts]`` and which overlaps the market's life so far (open time to min(close, now)); a trade at
+time t belongs to the period ending at the first multiple of the period ≥ t. ``price`` comes from the
+exchange's trades (``mean`` volume-weighted, ``previous`` the last trade price before the period, ``min``/``max``
+equal to ``low``/``high``; all but ``previous`` null without trades), ``volume_fp`` sums them and
+``open_interest_fp`` (Σ long positions at the period end) replays them (settlement is not replayed).
+``yes_bid``/``yes_ask`` replay the exchange's exact top-of-book history (:attr:`Exchange.quotes`, recorded on
+every book change): open is the quote in force at the period start, close at its end; a field is null when
+that side was empty or unknown for the whole period. At most 5000 candles per market and 100 markets per call.
 """
 
 from __future__ import annotations
@@ -45,6 +56,9 @@ _MAX_ORDERBOOKS: Final = 100
 _FILTERS: Final = ("unopened", "open", "paused", "closed", "settled")
 _STATUS_ALIASES: Final = {**{f: f for f in _FILTERS}, **{s.value: s.filter_name for s in MarketStatus}}
 """``?status=`` values: the documented filter names, plus lifecycle names mapped to them (§14)."""
+_PERIOD_MINUTES: Final = (1, 60, 1440)
+_MAX_CANDLES: Final = 5000
+_MAX_CANDLE_MARKETS: Final = 100
 _WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -335,6 +349,108 @@ def orderbook_fp(live: SimMarket | None, depth: int = 0) -> dict[str, list[list[
     }
 
 
+# --- candlesticks ------------------------------------------------------------------------------------------
+
+
+def _candle_range(q: Any) -> tuple[int, int, int]:
+    """(start_ts, end_ts, period seconds) from the query; 400 when missing or invalid."""
+    start, end, minutes = q_int(q, "start_ts"), q_int(q, "end_ts"), q_int(q, "period_interval")
+    if start is None or end is None or minutes is None:
+        raise SimApiError(400, "missing_parameters", "start_ts, end_ts and period_interval are required")
+    if minutes not in _PERIOD_MINUTES:
+        raise SimApiError(400, "invalid_parameters", "period_interval must be 1, 60 or 1440 (minutes)")
+    if start < 0 or end < start:
+        raise SimApiError(400, "invalid_parameters", "start_ts must be >= 0 and <= end_ts")
+    period = minutes * 60
+    if end // period - -(-start // period) + 1 > _MAX_CANDLES:
+        raise SimApiError(400, "invalid_parameters", f"the range spans more than {_MAX_CANDLES} periods")
+    return start, end, period
+
+
+def _ohlc(values: list[int | None]) -> dict[str, str | None]:
+    known = [v for v in values if v is not None]
+    if not known:
+        return dict.fromkeys(("open_dollars", "low_dollars", "high_dollars", "close_dollars"))
+    return {
+        "open_dollars": price_str(known[0]),
+        "low_dollars": price_str(min(known)),
+        "high_dollars": price_str(max(known)),
+        "close_dollars": price_str(known[-1]),
+    }
+
+
+def candlesticks(ctx: RestContext, view: MarketView, start_s: int, end_s: int, period_s: int) -> list[dict[str, Any]]:
+    """The market's candles (see the module docstring for the semantics)."""
+    p_us = period_s * _US_PER_S
+    life_end = min(view.close_us, ctx.now_us())
+    k_lo = max(-(-start_s // period_s), -(-view.open_us // p_us))
+    k_hi = min(end_s // period_s, -(-life_end // p_us))
+    if life_end < view.open_us or k_hi < k_lo:
+        return []
+    ctx.fills.sync()
+    trades = ctx.fills.trades_by_ticker.get(view.ticker, [])
+    quotes = ctx.state.exchange.quotes.get(view.ticker, [])
+    positions: dict[str, int] = {}
+    open_interest = 0
+    last_price: int | None = None
+    bid: int | None = None
+    ask: int | None = None
+    ti = qi = 0
+
+    def apply(trade: Trade) -> None:
+        nonlocal open_interest, last_price
+        bought = trade.count if trade.taker_side is BookSide.BID else -trade.count
+        for user, delta in ((trade.taker_user_id, bought), (trade.maker_user_id, -bought)):
+            old = positions.get(user, 0)
+            positions[user] = old + delta
+            open_interest += max(old + delta, 0) - max(old, 0)
+        last_price = trade.price
+
+    candles = []
+    for k in range(k_lo, k_hi + 1):
+        begin, end = (k - 1) * p_us, k * p_us
+        while ti < len(trades) and trades[ti].ts_us <= begin:
+            apply(trades[ti])
+            ti += 1
+        previous = last_price
+        prices: list[int | None] = []
+        volume = notional = 0
+        while ti < len(trades) and trades[ti].ts_us <= end:
+            trade = trades[ti]
+            prices.append(trade.price)
+            volume += trade.count
+            notional += trade.price * trade.count
+            apply(trade)
+            ti += 1
+        while qi < len(quotes) and quotes[qi][0] <= begin:
+            _, bid, ask = quotes[qi]
+            qi += 1
+        bids, asks = [bid], [ask]
+        while qi < len(quotes) and quotes[qi][0] <= end:
+            _, bid, ask = quotes[qi]
+            bids.append(bid)
+            asks.append(ask)
+            qi += 1
+        price = _ohlc(prices)
+        candles.append(
+            {
+                "end_period_ts": end // _US_PER_S,
+                "yes_bid": _ohlc(bids),
+                "yes_ask": _ohlc(asks),
+                "price": {
+                    **price,
+                    "mean_dollars": price_str((2 * notional + volume) // (2 * volume)) if volume else None,
+                    "previous_dollars": price_str(previous) if previous is not None else None,
+                    "min_dollars": price["low_dollars"],
+                    "max_dollars": price["high_dollars"],
+                },
+                "volume_fp": count_str(volume),
+                "open_interest_fp": count_str(open_interest),
+            }
+        )
+    return candles
+
+
 # --- query helpers ------------------------------------------------------------------------------------------
 
 
@@ -445,6 +561,36 @@ def add_public_routes(router: APIRouter, ctx: RestContext) -> None:
             chosen.reverse()  # newest first
             page, cursor = paginate(chosen, lambda it: (-it[0],), limit, q_str(q, "cursor"))
             return {"trades": [trade_json(ctx, t) for _, t in page], "cursor": cursor}
+
+        return ctx.public(handle)
+
+    @router.get("/markets/candlesticks")
+    async def batch_candlesticks(request: Request) -> Response:
+        def handle() -> dict[str, Any]:
+            q = request.query_params
+            tickers = list(dict.fromkeys(q_list(q, "market_tickers")))
+            if not tickers:
+                raise SimApiError(400, "missing_parameters", "market_tickers is required")
+            if len(tickers) > _MAX_CANDLE_MARKETS:
+                raise SimApiError(400, "invalid_parameters", f"at most {_MAX_CANDLE_MARKETS} market_tickers")
+            start, end, period = _candle_range(q)
+            views = [market_view(ctx, t) for t in tickers]
+            return {
+                "markets": [
+                    {"market_ticker": v.ticker, "candlesticks": candlesticks(ctx, v, start, end, period)} for v in views
+                ]
+            }
+
+        return ctx.public(handle)
+
+    @router.get("/series/{series_ticker}/markets/{ticker}/candlesticks")
+    async def market_candlesticks(series_ticker: str, ticker: str, request: Request) -> Response:
+        def handle() -> dict[str, Any]:
+            start, end, period = _candle_range(request.query_params)
+            view = market_view(ctx, ticker)
+            if view.series_ticker != series_ticker:
+                raise SimApiError(404, "not_found", f"market {ticker} not found in series {series_ticker}")
+            return {"ticker": ticker, "candlesticks": candlesticks(ctx, view, start, end, period)}
 
         return ctx.public(handle)
 
