@@ -4,8 +4,17 @@ It sits between the protocol server (which parses Kalshi requests and formats re
 per-market :class:`~mm.sim.matching.MatchingEngine`. Every operation validates the request like Kalshi
 does, checks and reserves collateral, runs the matching engine, books each fill on both accounts with
 its fee, and appends :class:`ExchangeEvent` records that the WebSocket layer fans out
-(``orderbook_delta``, ``trade``, ``fill``, ``user_order``, ``market_position``). It is also the
+(``orderbook_delta``, ``trade``, ``fill``, ``user_order``, ``market_position``, ``order_group_updates``). It is
+also the
 simulator's ground truth: every order and fill is kept for tests to compare with a client's view.
+
+Order groups (kalshi-api.md §4): a group caps the contracts its orders may fill. Every fill of an order
+in a group (as taker or maker) adds to the group's filled count; once the count reaches the limit the group
+*triggers*: its resting orders are cancelled (book changes, ``user_order`` events, reservations released) and
+new orders in it are refused (400 ``order_group_triggered``) until it is reset, which clears the count.
+Matching is never interrupted: the order operation whose fills reach the limit completes (a fill may cross
+the limit, and a sweep may fill past it), then the group triggers. An unknown, deleted or another user's
+group is 404 ``not_found``, on order creation as on the group calls.
 
 Time comes from the injected clock (simulation time); nothing here does IO.
 """
@@ -66,7 +75,7 @@ class SimMarket:
 class ExchangeEvent:
     """Something the WebSocket layer publishes. ``user_id`` set for private channels."""
 
-    kind: Literal["book", "trade", "fill", "user_order", "position", "lifecycle"]
+    kind: Literal["book", "trade", "fill", "user_order", "position", "lifecycle", "order_group"]
     ticker: str
     ts_us: int
     user_id: str | None = None
@@ -77,6 +86,10 @@ class ExchangeEvent:
     is_taker: bool = False
     fee_micros: int = 0
     detail: str = ""
+    """``lifecycle``: the lifecycle step; ``order_group``: created | triggered | reset | deleted | limit_updated."""
+    order_group_id: str | None = None
+    contracts_limit: int | None = None
+    """``order_group``: the group's limit after the event, 1/100 contract (``None`` for ``deleted``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,22 @@ class NewOrder:
     post_only: bool = False
     stp: SelfTradePrevention = SelfTradePrevention.MAKER
     expiration_s: int | None = None
+    order_group_id: str | None = None
+
+
+@dataclass(slots=True)
+class OrderGroup:
+    """An order group: a cap on the contracts its orders may fill before they are all cancelled."""
+
+    group_id: str
+    user_id: str
+    limit: int
+    """``contracts_limit``, 1/100 contract."""
+    filled: int = 0
+    """Contracts (1/100) filled by the group's orders since it was created or last reset."""
+    triggered: bool = False
+    order_ids: list[str] = field(default_factory=list)
+    """Every order placed in the group, oldest first."""
 
 
 @dataclass(slots=True)
@@ -114,6 +143,11 @@ class Exchange:
     """Heap of (expiry µs, order id) of resting good-till-time orders; entries of finished orders are skipped."""
     quotes: dict[str, list[tuple[int, int | None, int | None]]] = field(default_factory=dict)
     """Per market, (time µs, best YES bid, best YES ask) each time the top of the book changed (for candles)."""
+    groups: dict[str, OrderGroup] = field(default_factory=dict)
+    """Live order groups by id (deleted ones are removed)."""
+    _group_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _filled_groups: dict[str, None] = field(default_factory=dict)
+    """Groups whose orders filled during the current operation (checked against their limit afterwards)."""
 
     # --- setup ------------------------------------------------------------------------------------
 
@@ -206,6 +240,11 @@ class Exchange:
             if key in self._client_ids:
                 raise SimApiError(409, "duplicate_client_order_id", "client_order_id already used")
         self._check_price_and_count(market, request.price, request.count)
+        group = None
+        if request.order_group_id is not None:
+            group = self._own_group(user_id, request.order_group_id)
+            if group.triggered:
+                raise SimApiError(400, "order_group_triggered", "the order group is triggered: reset it first")
         cost = order_cost_micros(request.side, request.price, request.count)
         if cost > account.available + self._closing_credit(account, request):
             raise SimApiError(400, "available_balance_too_low", "available balance too low for this order")
@@ -225,7 +264,10 @@ class Exchange:
             created_us=now,
             updated_us=now,
             expiration_s=request.expiration_s,
+            order_group_id=request.order_group_id,
         )
+        if group is not None:
+            group.order_ids.append(order.order_id)
         if request.client_order_id:
             self._client_ids[(user_id, request.client_order_id)] = order.order_id
         self.orders[order.order_id] = order
@@ -306,6 +348,50 @@ class Exchange:
         self._apply(market, result, now)
         return result.order
 
+    # --- order groups -----------------------------------------------------------------------------
+
+    def create_order_group(self, user_id: str, limit_units: int) -> str:
+        """A new, untriggered group capping its orders' fills at ``limit_units`` (1/100 contract)."""
+        self._account(user_id)
+        self._check_group_limit(limit_units)
+        group = OrderGroup(f"og-{next(self._group_ids)}", user_id, limit_units)
+        self.groups[group.group_id] = group
+        self._group_event(group, "created")
+        return group.group_id
+
+    def get_order_group(self, user_id: str, group_id: str) -> OrderGroup:
+        return self._own_group(user_id, group_id)
+
+    def order_groups(self, user_id: str) -> list[OrderGroup]:
+        return [g for g in self.groups.values() if g.user_id == user_id]
+
+    def trigger_order_group(self, user_id: str, group_id: str) -> None:
+        """Trigger by hand: cancel the group's resting orders and refuse new ones until a reset."""
+        self._trigger(self._own_group(user_id, group_id))
+
+    def reset_order_group(self, user_id: str, group_id: str) -> None:
+        """Clear the filled count and accept orders again."""
+        group = self._own_group(user_id, group_id)
+        group.filled = 0
+        group.triggered = False
+        self._group_event(group, "reset")
+
+    def set_order_group_limit(self, user_id: str, group_id: str, limit_units: int) -> None:
+        """Change the limit; a limit at or below the filled count triggers the group at once."""
+        group = self._own_group(user_id, group_id)
+        self._check_group_limit(limit_units)
+        group.limit = limit_units
+        self._group_event(group, "limit_updated")
+        if not group.triggered and group.filled >= group.limit:
+            self._trigger(group)
+
+    def delete_order_group(self, user_id: str, group_id: str) -> None:
+        """Cancel the group's resting orders and forget the group (its orders keep its id)."""
+        group = self._own_group(user_id, group_id)
+        self._cancel_group_orders(group)
+        del self.groups[group_id]
+        self._group_event(group, "deleted", limit=False)
+
     # --- queries ----------------------------------------------------------------------------------
 
     def queue_position(self, user_id: str, order_id: str) -> int:
@@ -344,6 +430,7 @@ class Exchange:
         self._emit("user_order", market.ticker, user_id=order.user_id, order=order, detail=detail)
         if result.book_changes:
             self._note_quote(market, now)
+        self._check_groups()
 
     def _note_quote(self, market: SimMarket, now: int) -> None:
         """Record the top of the book if it changed (the yes_bid / yes_ask history candlesticks read)."""
@@ -381,6 +468,11 @@ class Exchange:
         fee = accumulator.add(trade.count, trade.price, taker=taker) * 100
         self._account(user_id).apply_fill(market.ticker, side, trade.price, trade.count, fee)
         self.fills.append((user_id, trade, taker, fee))
+        filled = self.orders.get(order_id)
+        group = self.groups.get(filled.order_group_id) if filled and filled.order_group_id else None
+        if group is not None:
+            group.filled += trade.count
+            self._filled_groups[group.group_id] = None
         if taker:
             market.volume += trade.count
             market.last_price = trade.price
@@ -399,6 +491,49 @@ class Exchange:
     def _cancel_everything(self, market: SimMarket, now: int) -> None:
         for order, changes in market.engine.cancel_all(now):
             self._after_removal(market, order, changes)
+
+    def _check_groups(self) -> None:
+        """Trigger every group whose orders' fills reached its limit during the operation just applied."""
+        touched, self._filled_groups = self._filled_groups, {}
+        for group_id in touched:
+            group = self.groups.get(group_id)
+            if group is not None and not group.triggered and group.filled >= group.limit:
+                self._trigger(group)
+
+    def _trigger(self, group: OrderGroup) -> None:
+        group.triggered = True
+        self._cancel_group_orders(group)
+        self._group_event(group, "triggered")
+
+    def _cancel_group_orders(self, group: OrderGroup) -> None:
+        now = self.clock.now_us()
+        for order_id in group.order_ids:
+            order = self.orders[order_id]
+            if order.status is OrderStatus.RESTING:
+                market = self._market(order.ticker)
+                order, changes = market.engine.cancel(order_id, now)
+                self._after_removal(market, order, changes)
+
+    def _group_event(self, group: OrderGroup, event_type: str, *, limit: bool = True) -> None:
+        self._emit(
+            "order_group",
+            "",
+            user_id=group.user_id,
+            detail=event_type,
+            order_group_id=group.group_id,
+            contracts_limit=group.limit if limit else None,
+        )
+
+    def _own_group(self, user_id: str, group_id: str) -> OrderGroup:
+        group = self.groups.get(group_id)
+        if group is None or group.user_id != user_id:
+            raise SimApiError(404, "not_found", "order group not found")
+        return group
+
+    @staticmethod
+    def _check_group_limit(limit_units: int) -> None:
+        if limit_units <= 0:
+            raise SimApiError(400, "invalid_parameters", "contracts_limit must be positive")
 
     def _closing_credit(self, account: Account, request: NewOrder) -> int:
         """Cash a fill would release by closing an existing opposite position (so closing orders fit)."""

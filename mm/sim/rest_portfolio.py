@@ -19,8 +19,9 @@ batched create (201) and batched cancel. Choices where the reference leaves room
   position) and is refused (400 ``invalid_order``) when there is nothing to reduce; it is allowed with any TIF.
 * ``expiration_time`` (Unix s) is refused with a non-GTC TIF and when not in the future. The order is cancelled
   when the market loop's step finds the time reached (:meth:`mm.sim.exchange.Exchange.expire_orders`).
-* ``subaccount`` must be 0 and ``exchange_index`` 0 or -1 (neither is simulated); ``order_group_id`` is
-  refused (order groups are not simulated); ``buy_max_cost_dollars`` and unknown keys are ignored.
+* ``subaccount`` must be 0 and ``exchange_index`` 0 or -1 (neither is simulated); ``buy_max_cost_dollars`` and
+  unknown keys are ignored. ``order_group_id`` must name one of the user's live groups (404 ``not_found``
+  otherwise); a triggered group refuses orders with 400 ``order_group_triggered``.
 * Amend: ``ticker``/``side``/``client_order_id``, when sent, must match the order (``order_ticker_mismatch``,
   ``order_side_mismatch``, ``order_id_and_client_order_id_mismatch``); a different
   ``updated_client_order_id`` is refused (the exchange cannot re-key client ids); a post-only amend that would
@@ -30,6 +31,14 @@ batched create (201) and batched cancel. Choices where the reference leaves room
   ``remaining_count`` "0.00": the order exists and reads back ``canceled``.
 * Legacy writes (``/portfolio/orders`` POST, DELETE, amend, decrease, batched) are authenticated and charged
   the legacy cost, then answer 400 ``deprecated_endpoint`` "Please switch to the V2 endpoints".
+
+Order groups (``/portfolio/order_groups``, writes charged as writes, reads as reads): ``POST /create``
+``{contracts_limit_fp}`` (a positive 2-dp count string; an integer ``contracts_limit`` is accepted too) → 201
+``{order_group_id, subaccount: 0, exchange_index: 0}``; ``GET`` lists the user's live groups; ``GET /{id}``
+answers ``orders`` = the ids of every order placed in the group (any status, oldest first); ``PUT
+/{id}/trigger``, ``/reset``, ``/limit`` (``{contracts_limit_fp}``) and ``DELETE /{id}`` answer 200 ``{}``. Any
+other user's or a deleted group is 404 ``not_found``; the ``trading_paused`` fault refuses the group writes
+as it does order writes. See :mod:`mm.sim.exchange` for the trigger rules.
 """
 
 from __future__ import annotations
@@ -67,7 +76,7 @@ from mm.sim.wire import (
 if TYPE_CHECKING:
     from mm.sim.rest import OrderFills, RestContext
 
-__all__ = ["add_order_routes", "add_portfolio_routes", "order_json"]
+__all__ = ["add_order_group_routes", "add_order_routes", "add_portfolio_routes", "order_json"]
 
 _US_PER_S: Final = 1_000_000
 _CLIENT_ID_RE: Final = re.compile(r"[-\w:+=/]{1,64}", re.ASCII)
@@ -114,7 +123,7 @@ def order_json(ctx: RestContext, order: SimOrder) -> dict[str, Any]:
         "last_update_time": rfc3339(order.updated_us, skew),
         "expiration_time": rfc3339(order.expiration_s * _US_PER_S) if order.expiration_s is not None else None,
         "self_trade_prevention_type": order.stp.value,
-        "order_group_id": None,
+        "order_group_id": order.order_group_id,
         "cancel_order_on_pause": ctx.cancel_on_pause.get(order.order_id, False),
         "subaccount_number": 0,
         "exchange_index": 0,
@@ -224,13 +233,11 @@ def _optional_bool(body: Mapping[str, Any], name: str) -> bool:
 
 
 def _check_routing(body: Mapping[str, Any]) -> None:
-    """``subaccount`` 0 and ``exchange_index`` 0/-1 only; no order groups (none of them are simulated)."""
+    """``subaccount`` 0 and ``exchange_index`` 0/-1 only (neither is simulated)."""
     if body.get("subaccount") not in (None, 0):
         raise SimApiError(400, "invalid_parameters", "subaccounts are not simulated: subaccount must be 0")
     if body.get("exchange_index") not in (None, 0, -1):
         raise SimApiError(400, "invalid_parameters", "exchange_index must be 0 (or -1 to auto-route)")
-    if body.get("order_group_id") not in (None, ""):
-        raise SimApiError(400, "invalid_parameters", "order groups are not simulated")
 
 
 def _check_query_routing(request: Request) -> None:
@@ -287,7 +294,10 @@ def parse_create(ctx: RestContext, user_id: str, raw: object) -> tuple[NewOrder,
         if reducible <= 0:
             raise SimApiError(400, "invalid_order", "reduce_only order would not reduce the position")
         count = min(count, reducible)
-    order = NewOrder(ticker, side, price, count, client_order_id, tif, post_only, stp, expiration)
+    group_id = body.get("order_group_id") or None
+    if group_id is not None and not isinstance(group_id, str):
+        raise SimApiError(400, "invalid_parameters", "order_group_id must be a string")
+    order = NewOrder(ticker, side, price, count, client_order_id, tif, post_only, stp, expiration, group_id)
     return order, cancel_on_pause
 
 
@@ -616,6 +626,92 @@ def _limits(ctx: RestContext, user_id: str) -> dict[str, Any]:
     return {**limits, "grants": [], "read_limit": tier.read_rate, "write_limit": tier.write_rate}
 
 
+# --- order groups -------------------------------------------------------------------------------------------
+
+
+def _group_limit(raw: object) -> int:
+    body = body_object(raw)
+    if body.get("contracts_limit_fp") not in (None, ""):
+        return parse_count(body["contracts_limit_fp"], "contracts_limit_fp")
+    if body.get("contracts_limit") is not None:
+        return parse_count(body["contracts_limit"], "contracts_limit")
+    raise SimApiError(400, "missing_parameters", "missing required field(s): contracts_limit_fp")
+
+
+def _create_group(ctx: RestContext, user_id: str, raw: object) -> Response:
+    limit = _group_limit(raw)
+    _check_routing(body_object(raw))
+    group_id = ctx.state.exchange.create_order_group(user_id, limit)
+    return JSONResponse({"order_group_id": group_id, "subaccount": 0, "exchange_index": 0}, status_code=201)
+
+
+def _list_groups(ctx: RestContext, user_id: str) -> dict[str, Any]:
+    groups = ctx.state.exchange.order_groups(user_id)
+    items = [
+        {"id": g.group_id, "contracts_limit_fp": count_str(g.limit), "is_auto_cancel_enabled": True} for g in groups
+    ]
+    return {"order_groups": items}
+
+
+def _get_group(ctx: RestContext, user_id: str, group_id: str) -> dict[str, Any]:
+    group = ctx.state.exchange.get_order_group(user_id, group_id)
+    return {
+        "is_auto_cancel_enabled": True,
+        "contracts_limit_fp": count_str(group.limit),
+        "orders": list(group.order_ids),
+    }
+
+
+def add_order_group_routes(router: APIRouter, ctx: RestContext) -> None:
+    base = "/portfolio/order_groups"
+    exchange = ctx.state.exchange
+
+    @router.post(f"{base}/create")
+    async def create_group(request: Request) -> Response:
+        return await ctx.authed(request, lambda user, body: _create_group(ctx, user, body), kind="write")
+
+    @router.get(base)
+    async def list_groups(request: Request) -> Response:
+        return await ctx.authed(request, lambda user, _b: _list_groups(ctx, user))
+
+    @router.get(f"{base}/{{group_id}}")
+    async def get_group(group_id: str, request: Request) -> Response:
+        return await ctx.authed(request, lambda user, _b: _get_group(ctx, user, group_id))
+
+    @router.put(f"{base}/{{group_id}}/trigger")
+    async def trigger(group_id: str, request: Request) -> Response:
+        def handle(user: str, _body: object) -> dict[str, Any]:
+            exchange.trigger_order_group(user, group_id)
+            return {}
+
+        return await ctx.authed(request, handle, kind="write")
+
+    @router.put(f"{base}/{{group_id}}/reset")
+    async def reset(group_id: str, request: Request) -> Response:
+        def handle(user: str, _body: object) -> dict[str, Any]:
+            exchange.reset_order_group(user, group_id)
+            return {}
+
+        return await ctx.authed(request, handle, kind="write")
+
+    @router.put(f"{base}/{{group_id}}/limit")
+    async def limit(group_id: str, request: Request) -> Response:
+        def handle(user: str, body: object) -> dict[str, Any]:
+            exchange.get_order_group(user, group_id)  # 404 before a body error
+            exchange.set_order_group_limit(user, group_id, _group_limit(body))
+            return {}
+
+        return await ctx.authed(request, handle, kind="write")
+
+    @router.delete(f"{base}/{{group_id}}")
+    async def delete(group_id: str, request: Request) -> Response:
+        def handle(user: str, _body: object) -> dict[str, Any]:
+            exchange.delete_order_group(user, group_id)
+            return {}
+
+        return await ctx.authed(request, handle, kind="write")
+
+
 # --- routes -------------------------------------------------------------------------------------------------
 
 Read = Callable[[str, Request], Mapping[str, Any]]
@@ -643,6 +739,8 @@ def add_portfolio_routes(router: APIRouter, ctx: RestContext) -> None:
     @router.get("/portfolio/orders/{order_id}")
     async def get_order(order_id: str, request: Request) -> Response:
         return await ctx.authed(request, lambda user, _b: {"order": order_json(ctx, _own_order(ctx, user, order_id))})
+
+    add_order_group_routes(router, ctx)
 
 
 def add_order_routes(router: APIRouter, ctx: RestContext) -> None:

@@ -67,6 +67,8 @@ class SimOrder:
     maker_fill_cost: int = 0
     taker_fees: int = 0
     maker_fees: int = 0
+    order_group_id: str | None = None
+    """The order group the order was placed in (kalshi-api.md §4 "Order groups"), if any."""
 
 
 @dataclass(frozen=True, slots=True)

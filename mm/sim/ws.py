@@ -15,19 +15,23 @@ Behaviour (choices where Kalshi's docs leave room are marked *sim*):
 * **Subscriptions.** sids count from 1 per connection, one per channel: a repeat subscribe to a channel adds
   its tickers to the existing sid (no new snapshot for tickers already in it) and is answered ``subscribed``
   again; a subscribe without tickers widens a filtered sid to all markets. ``seq`` is per sid, +1 for each
-  ``orderbook_snapshot`` / ``orderbook_delta`` and each ``ok`` / ``unsubscribed`` ack; other channels carry no
-  seq. ``update_subscription``: ``add_markets`` / ``delete_markets`` answer ``ok`` with the sid's markets
-  (``msg: {}`` with ``skip_ticker_ack``) — *sim*: error 13 on a channel or sid without a market filter;
+  ``orderbook_snapshot`` / ``orderbook_delta``, each ``order_group_updates`` message and each ``ok`` /
+  ``unsubscribed`` ack; other channels carry no seq. ``update_subscription``: ``add_markets`` /
+  ``delete_markets`` answer ``ok`` with the sid's markets (``msg: {}`` with ``skip_ticker_ack``) — *sim*:
+  error 13 on a channel or sid without a market filter;
   ``get_snapshot`` answers one ``orderbook_snapshot`` per ticker carrying ``id`` and ``seq`` (error 16 for a
   ticker not in the sid). Tickers must exist on the exchange (error 16 with ``market_ticker``). Channels Kalshi
-  lists but the simulator has no data for (``order_group_updates``, ``communications``…) subscribe normally
+  lists but the simulator has no data for (``communications``, ``multivariate``…) subscribe normally
   and stay quiet.
 * **Channels.** ``ticker`` sends one message per market per event batch in which its top of book, last price,
   volume or open interest changed. ``market_positions`` sends one message per user and market per batch (the
   state after the batch). ``fill``'s ``post_position_fp`` is exact per fill. ``market_lifecycle_v2``: the
   exchange's first ``activated`` for a market becomes ``created`` (preceded by ``event_lifecycle`` for a new
   event), a later one ``activated``; ``closed`` is silent (§13); ``determined`` / ``settled`` carry their
-  timestamps, result and settlement value. Deltas never carry ``client_order_id`` (*sim*).
+  timestamps, result and settlement value. ``order_group_updates`` (private, no market filter) sends the user's
+  group events ``created`` / ``triggered`` / ``reset`` / ``deleted`` / ``limit_updated`` with
+  ``order_group_id``, ``contracts_limit_fp`` (absent on ``deleted``) and ``ts_ms``. Deltas never carry
+  ``client_order_id`` (*sim*).
 * **Fan-out.** The listener runs synchronously inside REST handlers and the market loop: it formats messages
   and appends them to each connection's bounded queue; one writer task per connection sends them as text
   frames ending in ``\\n``. A snapshot taken by a command first publishes any unpublished exchange events, so
@@ -83,14 +87,14 @@ FILL: Final = "fill"
 USER_ORDERS: Final = "user_orders"
 POSITIONS: Final = "market_positions"
 LIFECYCLE: Final = "market_lifecycle_v2"
+ORDER_GROUPS: Final = "order_group_updates"
 QUIET_CHANNELS: Final = frozenset(
-    {"multivariate", "multivariate_market_lifecycle", "order_group_updates", "communications"}
-    | {"cfbenchmarks_value", "pyth_value"}
+    {"multivariate", "multivariate_market_lifecycle", "communications"} | {"cfbenchmarks_value", "pyth_value"}
 )
 """Channels Kalshi offers that the simulator accepts but has nothing to send on."""
 FILTERED_CHANNELS: Final = frozenset({ORDERBOOK, TICKER, TRADE, FILL, USER_ORDERS, POSITIONS})
 """Channels with a market filter (``market_ticker(s)``)."""
-CHANNELS: Final = FILTERED_CHANNELS | {LIFECYCLE} | QUIET_CHANNELS
+CHANNELS: Final = FILTERED_CHANNELS | {LIFECYCLE, ORDER_GROUPS} | QUIET_CHANNELS
 ACTIONS: Final = frozenset({"add_markets", "delete_markets", "get_snapshot"})
 PING_PAYLOAD: Final = b"heartbeat"
 CLOSE_OVERFLOW: Final = 1008
@@ -707,6 +711,8 @@ class WebSocketHub:
                 self._fan(POSITIONS, ticker, event.user_id, "market_position", partial(factory.position, event))
             elif kind == "lifecycle":
                 self._lifecycle(event)
+            elif kind == "order_group":
+                self._order_group(event)
         for ticker in touched:
             self._ticker_update(ticker)
 
@@ -726,6 +732,13 @@ class WebSocketHub:
             if body is not None:
                 for conn, sub in subscribers:
                     conn.send({"type": "ticker", "sid": sub.sid, "msg": body})
+
+    def _order_group(self, event: ExchangeEvent) -> None:
+        subscribers = self._subscribers(ORDER_GROUPS, event.ticker, event.user_id or "")
+        if subscribers:
+            body = self.messages.order_group(event)
+            for conn, sub in subscribers:
+                conn.send({"type": ORDER_GROUPS, "sid": sub.sid, "seq": sub.next_seq(), "msg": body})
 
     def _lifecycle(self, event: ExchangeEvent) -> None:
         messages = self.messages.lifecycle(event)

@@ -238,12 +238,22 @@ def user_order_body(order: SimOrder, *, taker_fees_micros: int, maker_fees_micro
         "client_order_id": order.client_order_id,
         "self_trade_prevention_type": order.stp.value,
         "subaccount_number": 0,
+        "order_group_id": order.order_group_id,
         "created_time": format_rfc3339_us(created),
         "created_ts_ms": ts_ms(created),
         "last_updated_ts_ms": ts_ms(updated),
     }
     if order.expiration_s is not None:
         body["expiration_ts_ms"] = order.expiration_s * 1000
+    return body
+
+
+def order_group_body(event_type: str, order_group_id: str, contracts_limit: int | None, ts_us: int) -> Json:
+    """``order_group_updates`` msg: ``contracts_limit_fp`` is left out when there is none (``deleted``)."""
+    body: Json = {"event_type": event_type, "order_group_id": order_group_id}
+    if contracts_limit is not None:
+        body["contracts_limit_fp"] = count_str(contracts_limit)
+    body["ts_ms"] = ts_ms(ts_us)
     return body
 
 
@@ -407,6 +417,10 @@ class MessageFactory:
         assert order is not None
         taker, maker = self._order_fees.get(order.order_id, (0, 0))
         return user_order_body(order, taker_fees_micros=taker, maker_fees_micros=maker, skew_us=self.skew_us())
+
+    def order_group(self, event: ExchangeEvent) -> Json:
+        assert event.order_group_id is not None
+        return order_group_body(event.detail, event.order_group_id, event.contracts_limit, event.ts_us + self.skew_us())
 
     def order_reported(self, event: ExchangeEvent) -> None:
         """Forget the fees of an order that stopped resting (it will not fill again)."""
