@@ -43,7 +43,6 @@ import binascii
 import json
 import os
 import secrets
-import stat
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -52,8 +51,20 @@ from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mm.adapters.kalshi.signer import (
+    ACCESS_KEY_HEADER,
+    ACCESS_SIGNATURE_HEADER,
+    ACCESS_TIMESTAMP_HEADER,
+    WS_SIGNING_PATH,
+    KeyFileError,
+    auth_headers,
+    load_private_key,
+    pss_padding,
+    sign_request,
+    signing_message,
+)
 from mm.clock import Clock
 from mm.domain.errors import MmError
 
@@ -87,12 +98,6 @@ __all__ = [
     "write_private_key",
 ]
 
-ACCESS_KEY_HEADER: Final = "KALSHI-ACCESS-KEY"
-ACCESS_TIMESTAMP_HEADER: Final = "KALSHI-ACCESS-TIMESTAMP"
-ACCESS_SIGNATURE_HEADER: Final = "KALSHI-ACCESS-SIGNATURE"
-
-WS_SIGNING_PATH: Final = "/trade-api/ws/v2"
-"""The path a WebSocket upgrade is signed over, whatever URL the client dials (kalshi-api.md §2)."""
 
 KEY_BITS: Final = 2048
 DEFAULT_MAX_SKEW_MS: Final = 5_000
@@ -109,13 +114,6 @@ DETAILS_BAD_SIGNATURE: Final = "INCORRECT_API_KEY_SIGNATURE"
 
 _REGISTRY_FORMAT: Final = 1
 _US_PER_MS: Final = 1_000
-
-
-def _pss() -> padding.PSS:
-    return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
-
-
-# --- errors -------------------------------------------------------------------------------------------------
 
 
 class AuthError(MmError):
@@ -142,47 +140,11 @@ class AuthError(MmError):
         return {"error": dict(fields), **fields}
 
 
-class KeyFileError(MmError):
-    """A private key file that is missing, unreadable, not an RSA PEM key, or readable by group or others."""
-
-
 def _auth_error(details: str, reason: str) -> AuthError:
     return AuthError(AUTHENTICATION_ERROR, details, 401, reason=reason)
 
 
 # --- signing (client side) ------------------------------------------------------------------------------------
-
-
-def _strip_query(path: str) -> str:
-    return path.split("?", 1)[0]
-
-
-def signing_message(timestamp_ms: int, method: str, path: str) -> bytes:
-    """The bytes Kalshi signs: ``f"{timestamp_ms}{METHOD}{path}"`` with any ``?query`` removed from ``path``."""
-    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int):
-        raise TypeError(f"timestamp_ms must be an int, not {type(timestamp_ms).__name__}")
-    return f"{timestamp_ms}{method.upper()}{_strip_query(path)}".encode()
-
-
-def sign_request(private_key: rsa.RSAPrivateKey, timestamp_ms: int, method: str, path: str) -> str:
-    """Sign one request: standard padded base64 of RSA-PSS/SHA-256 over :func:`signing_message`.
-
-    ``path`` is the full URL path including ``/trade-api/v2`` (or :data:`WS_SIGNING_PATH` for a WebSocket); a
-    ``?query`` suffix, if present, is stripped first, since Kalshi does not sign it.
-    """
-    signature = private_key.sign(signing_message(timestamp_ms, method, path), _pss(), hashes.SHA256())
-    return base64.b64encode(signature).decode("ascii")
-
-
-def auth_headers(
-    key_id: str, private_key: rsa.RSAPrivateKey, method: str, path: str, timestamp_ms: int
-) -> dict[str, str]:
-    """The three ``KALSHI-ACCESS-*`` headers for one request (``path`` with or without its query string)."""
-    return {
-        ACCESS_KEY_HEADER: key_id,
-        ACCESS_TIMESTAMP_HEADER: str(timestamp_ms),
-        ACCESS_SIGNATURE_HEADER: sign_request(private_key, timestamp_ms, method, path),
-    }
 
 
 def timestamp_ms(clock: Clock) -> int:
@@ -250,49 +212,6 @@ def write_private_key(path: str | Path, key: rsa.RSAPrivateKey, *, overwrite: bo
         raise KeyFileError(f"refusing to overwrite existing key file {target} (pass overwrite=True to replace it)")
     _atomic_write(target, private_key_pem(key), 0o600)
     return target
-
-
-def _looks_like_pem(value: str | Path) -> bool:
-    return isinstance(value, str) and "-----BEGIN" in value
-
-
-def load_private_key(path_or_pem: str | Path) -> rsa.RSAPrivateKey:
-    """Load an RSA private key from a PEM file path or from PEM text (a ``str`` containing ``-----BEGIN``).
-
-    A key *file* whose permission bits grant anything to group or others (``mode & 0o077``) is refused with
-    :class:`KeyFileError` on POSIX systems — fix it with ``chmod 600 <file>``. Encrypted keys, non-RSA keys and
-    unparsable input also raise :class:`KeyFileError`; no message includes the key's contents.
-    """
-    if _looks_like_pem(path_or_pem):
-        data = str(path_or_pem).encode()
-        source = "PEM text"
-    else:
-        path = Path(path_or_pem)
-        source = str(path)
-        try:
-            st = path.stat()
-        except OSError as exc:
-            raise KeyFileError(f"cannot read private key file {path}: {exc.strerror or exc}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"private key path {path} is not a regular file")
-        if os.name == "posix" and st.st_mode & 0o077:
-            raise KeyFileError(
-                f"private key file {path} has mode {stat.S_IMODE(st.st_mode):04o}, readable by others; "
-                f"restrict it with `chmod 600 {path}`"
-            )
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise KeyFileError(f"cannot read private key file {path}: {exc.strerror or exc}") from None
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise KeyFileError(f"private key in {source} is encrypted; an unencrypted PEM key is required") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise KeyFileError(f"{source} does not hold a PEM private key") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise KeyFileError(f"{source} holds a {type(key).__name__}, not an RSA private key")
-    return key
 
 
 def _load_public_key(pem: str) -> rsa.RSAPublicKey:
@@ -495,7 +414,9 @@ class Verifier:
         except (binascii.Error, ValueError):
             raise _auth_error(DETAILS_BAD_SIGNATURE, "signature is not valid base64") from None
         try:
-            registered.public_key.verify(signature, signing_message(ts_ms, method, path), _pss(), hashes.SHA256())
+            registered.public_key.verify(
+                signature, signing_message(ts_ms, method, path), pss_padding(), hashes.SHA256()
+            )
         except InvalidSignature:
             raise _auth_error(DETAILS_BAD_SIGNATURE, "signature does not match the request") from None
         return registered.user_id
