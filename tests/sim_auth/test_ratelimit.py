@@ -242,7 +242,7 @@ def test_deterministic_under_a_simulated_clock() -> None:
 
     first = run()
     assert first == run()
-    assert True in first and False in first
+    assert any(first) and not all(first)  # some requests admitted, some refused
 
 
 def test_too_many_requests_body() -> None:
