@@ -1,0 +1,111 @@
+"""Build the :class:`ExchangeAdapter` an Exchange spec describes (FR-111, FR-112, FR-603, FR-604).
+
+:func:`build_adapter` is the one place that turns a materialised :class:`ExchangeSpec` into a live object:
+
+* venue ``kalshi``: the spec's ``base_url``/``ws_url`` (prod and demo are filled in by the spec; ``custom``
+  gives both); venue ``simulator``: the spec's URLs when it is not embedded, else ``simulator_urls`` from the
+  caller that started the embedded simulator. Both speak Kalshi's API, so both get a :class:`KalshiAdapter`.
+* venue ``polymarket``: :class:`NotSupportedError` (no adapter yet).
+* Credentials come only from the environment and key files named by the spec: the key id from the env var
+  ``api_key_env``, the PEM from ``private_key_env`` or the file ``private_key_file``. For a simulator without
+  key references the caller passes ``signer``. Errors name the variable or field, never a value.
+* Client-side rate limits from ``rate_limits`` (reads and writes per second, FR-603).
+* ``execution="paper"`` (the default) wraps the adapter in :class:`PaperExecution` — market data from the venue,
+  orders kept in-process — so nothing reaches the venue. ``execution="live"`` requires ``allow_live: true``
+  on the spec (the paper-trading safety gate); otherwise :class:`LiveTradingNotAllowedError`.
+
+Nothing here connects: the caller awaits ``connect()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
+from typing import Literal
+
+from mm.adapters.base import ExchangeAdapter
+from mm.adapters.errors import ExchangeError, NotSupportedError
+from mm.adapters.kalshi.adapter import KalshiAdapter
+from mm.adapters.kalshi.rest import KalshiRestClient
+from mm.adapters.kalshi.signer import KalshiSigner, KeyFileError
+from mm.adapters.kalshi.ws import KalshiWebSocket
+from mm.adapters.paper import PaperExecution
+from mm.adapters.ratelimit import ClientRateLimiter, ThrottleHook
+from mm.clock import Clock
+from mm.specs.exchange import ExchangeSpec
+
+__all__ = ["DEFAULT_PAPER_BALANCE", "Execution", "LiveTradingNotAllowedError", "build_adapter", "signer_from_spec"]
+
+Execution = Literal["paper", "live"]
+DEFAULT_PAPER_BALANCE = Decimal(10_000)
+
+
+class LiveTradingNotAllowedError(ExchangeError):
+    """Live execution was asked for on an Exchange whose spec does not say ``allow_live: true``."""
+
+
+def signer_from_spec(spec: ExchangeSpec, environ: Mapping[str, str]) -> KalshiSigner:
+    """The signer from the spec's key references (env var names / key file path), never from the spec itself."""
+    if spec.api_key_env is None:
+        raise KeyFileError(f"exchange venue {spec.venue}: api_key_env (the env var holding the API key id) is not set")
+    if spec.private_key_env is not None:
+        return KalshiSigner.from_env(spec.api_key_env, spec.private_key_env, environ)
+    if spec.private_key_file is not None:
+        key_id = environ.get(spec.api_key_env, "")
+        if not key_id:
+            raise KeyFileError(f"environment variable {spec.api_key_env} (the API key id) is not set")
+        return KalshiSigner.from_file(key_id, spec.private_key_file)
+    raise KeyFileError(f"exchange venue {spec.venue}: set private_key_env or private_key_file")
+
+
+def _urls(spec: ExchangeSpec, simulator_urls: tuple[str, str] | None) -> tuple[str, str]:
+    embedded = spec.venue == "simulator" and spec.simulator is not None and spec.simulator.embedded
+    if embedded:
+        if simulator_urls is None:
+            raise ValueError("an embedded simulator's URLs must be given (simulator_urls) by whoever started it")
+        return simulator_urls
+    if spec.base_url is None or spec.ws_url is None:
+        raise ValueError(f"exchange venue {spec.venue} ({spec.environment}): base_url and ws_url are required")
+    return spec.base_url, spec.ws_url
+
+
+def build_adapter(
+    spec: ExchangeSpec,
+    clock: Clock,
+    *,
+    environ: Mapping[str, str] | None = None,
+    execution: Execution = "paper",
+    simulator_urls: tuple[str, str] | None = None,
+    signer: KalshiSigner | None = None,
+    paper_balance: Decimal = DEFAULT_PAPER_BALANCE,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_throttle: ThrottleHook | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ExchangeAdapter:
+    """The adapter for ``spec`` (see the module docstring). ``environ`` defaults to ``os.environ``."""
+    if execution not in ("paper", "live"):
+        raise ValueError(f"execution must be 'paper' or 'live', not {execution!r}")
+    if spec.venue == "polymarket":
+        raise NotSupportedError("polymarket adapter not implemented yet")
+    if execution == "live" and not spec.allow_live:
+        raise LiveTradingNotAllowedError(
+            f"live execution refused: the {spec.venue} exchange spec does not set allow_live: true"
+        )
+    env = os.environ if environ is None else environ
+    base_url, ws_url = _urls(spec, simulator_urls)
+    if signer is None:
+        if spec.venue == "simulator" and spec.api_key_env is None:
+            raise KeyFileError("a simulator exchange without key references needs an explicit signer")
+        signer = signer_from_spec(spec, env)
+    reads, writes = spec.rate_limits.reads_per_second, spec.rate_limits.writes_per_second
+    if reads is None or writes is None:  # the spec materialises both from the tier
+        raise ValueError("rate_limits.reads_per_second / writes_per_second are not materialised")
+    limiter = ClientRateLimiter(reads, writes, clock, sleep, on_throttle=on_throttle)
+    rest = KalshiRestClient(base_url, signer, clock, sleep=sleep)
+    ws = KalshiWebSocket(ws_url, signer, clock, sleep=sleep, log=log)
+    adapter = KalshiAdapter(rest, ws, clock, limiter=limiter, log=log)
+    if execution == "live":
+        return adapter
+    return PaperExecution(adapter, clock, starting_balance=paper_balance, capabilities=adapter.capabilities)

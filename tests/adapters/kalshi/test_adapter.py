@@ -1,0 +1,264 @@
+"""KalshiAdapter against the in-process simulator over real loopback (crowd off, waits on conditions)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mm.adapters.errors import ExchangeError, OrderNotFoundError, OrderPriceError
+from mm.adapters.kalshi.adapter import KalshiAdapter, market_info_from_wire, normalise_status
+from mm.adapters.kalshi.book_feed import levels_of
+from mm.adapters.kalshi.rest import KalshiRestClient
+from mm.adapters.kalshi.signer import KalshiSigner
+from mm.adapters.kalshi.ws import KalshiWebSocket, ReconnectPolicy
+from mm.adapters.ratelimit import ClientRateLimiter
+from mm.clock import WallClock, datetime_to_us
+from mm.domain.orders import Order, OrderRequest, OrderStatus
+from mm.domain.price import Price, Quantity
+from mm.domain.sides import OrderSide, Side
+from mm.sim.server import Simulator, SimulatorConfig
+
+START = datetime_to_us(datetime(2026, 8, 13, 20, 30, tzinfo=UTC))
+TIMEOUT = 10.0
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def no_sleep(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def sim(tmp_path: Path) -> AsyncIterator[Simulator]:
+    config = SimulatorConfig(state_dir=tmp_path / "sim", start_us=START, strikes=2, crowd=False, seed=3)
+    async with Simulator(config) as running:
+        yield running
+
+
+def make_adapter(sim: Simulator, signer: KalshiSigner, *, ws: bool = True) -> KalshiAdapter:
+    clock = WallClock()
+    rest = KalshiRestClient(sim.rest_url, signer, clock, sleep=no_sleep)
+    socket = (
+        KalshiWebSocket(sim.ws_url, signer, clock, reconnect=ReconnectPolicy(jitter=False), rng=random.Random(1))
+        if ws
+        else None
+    )
+    limiter = ClientRateLimiter(1000, 1000, clock)
+    return KalshiAdapter(rest, socket, clock, limiter=limiter)
+
+
+@pytest.fixture
+async def me(sim: Simulator) -> AsyncIterator[KalshiAdapter]:
+    adapter = make_adapter(sim, KalshiSigner.from_file(sim.api_key.key_id, sim.api_key.key_file))
+    await adapter.connect()
+    yield adapter
+    await adapter.disconnect()
+
+
+@pytest.fixture
+async def bob(sim: Simulator) -> AsyncIterator[KalshiAdapter]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_id = sim.state.keys.register(key.public_key(), "bob")
+    sim.state.exchange.open_account("bob", 10_000 * 1_000_000)
+    adapter = make_adapter(sim, KalshiSigner(key_id, key), ws=False)
+    await adapter.connect()
+    yield adapter
+    await adapter.disconnect()
+
+
+def active_ticker(sim: Simulator) -> str:
+    tickers = sorted(t for t, m in sim.state.exchange.markets.items() if m.status == "active")
+    assert tickers, "the simulator has no active market"
+    return tickers[0]
+
+
+def request(ticker: str, cid: str, price: str, qty: int, side: OrderSide = OrderSide.BUY, **kw: Any) -> OrderRequest:
+    return OrderRequest(
+        market_id=ticker,
+        side=Side.YES,
+        order_side=side,
+        price=Price.from_dollars(price),
+        quantity=Quantity.contracts(qty),
+        client_order_id=cid,
+        **kw,
+    )
+
+
+async def test_capabilities_and_list_markets(sim: Simulator, me: KalshiAdapter) -> None:
+    caps = me.capabilities
+    assert caps.amend and caps.decrease and caps.unified_book and caps.fractional_counts and caps.tick_grids
+    assert (caps.batch_create_limit, caps.batch_cancel_limit) == (10, 50)
+    assert caps.order_groups and caps.client_order_ids and caps.post_only and caps.self_trade_prevention
+
+    markets = await me.list_markets()
+    by_id = {m.market_id: m for m in markets}
+    ticker = active_ticker(sim)
+    info = by_id[ticker]
+    live = sim.state.exchange.markets[ticker]
+    assert info.status == "active"
+    assert info.grid == live.grid
+    assert info.event_id == live.event_ticker
+    assert info.series_id == live.series_ticker
+    assert (info.open_time_us, info.close_time_us) == (live.open_us, live.close_us)
+    assert info.best_bid is None and info.best_ask is None  # crowd off: an empty book
+
+    series = await me.list_markets(series=[live.series_ticker], status="active")
+    assert ticker in {m.market_id for m in series}
+    assert all(m.series_id == live.series_ticker and m.status == "active" for m in series)
+    assert await me.list_markets(series=["NOPE"]) == []
+    assert (await me.get_market(ticker)).market_id == ticker
+
+
+async def test_place_get_amend_cancel(sim: Simulator, me: KalshiAdapter) -> None:
+    ticker = active_ticker(sim)
+    placed = await me.place_order(request(ticker, "c-1", "0.4000", 10))
+    assert placed.status is OrderStatus.OPEN and placed.exchange_order_id
+    assert placed.exchange_order_id in sim.state.exchange.orders
+
+    open_orders = await me.get_open_orders(ticker)
+    assert [o.exchange_order_id for o in open_orders] == [placed.exchange_order_id]
+    assert open_orders[0].request.price == Price.from_dollars("0.4000")
+    found = await me.get_order_by_client_id("c-1", ticker)
+    assert found is not None and found.exchange_order_id == placed.exchange_order_id
+    assert await me.get_order_by_client_id("nope", ticker) is None
+    info = await me.get_market(ticker)
+    assert info.best_bid == Price.from_dollars("0.4000")
+
+    assert placed.exchange_order_id is not None
+    amended = await me.amend_order(
+        placed.exchange_order_id, price=Price.from_dollars("0.4100"), quantity=Quantity.contracts(7)
+    )
+    assert amended.request.price == Price.from_dollars("0.4100")
+    assert amended.request.quantity == Quantity.contracts(7)
+    assert amended.status is OrderStatus.OPEN
+
+    await me.cancel_order(placed.exchange_order_id)
+    assert await me.get_open_orders(ticker) == []
+    with pytest.raises(OrderNotFoundError):
+        await me.cancel_order("no-such-order")
+
+
+async def test_crossing_orders_fill(sim: Simulator, me: KalshiAdapter, bob: KalshiAdapter) -> None:
+    ticker = active_ticker(sim)
+    balance_before = await me.get_balance()
+    mine = await me.place_order(request(ticker, "m-1", "0.4000", 10))
+    taken = await bob.place_order(request(ticker, "b-1", "0.4000", 4, OrderSide.SELL, post_only=False))
+    assert taken.status is OrderStatus.FILLED and taken.filled == Quantity.contracts(4)
+
+    fills = await me.get_fills()
+    assert len(fills) == 1
+    fill = fills[0]
+    assert (fill.order_id, fill.market_id, fill.quantity) == (mine.exchange_order_id, ticker, Quantity.contracts(4))
+    assert fill.price == Price.from_dollars("0.4000") and fill.order_side is OrderSide.BUY and not fill.is_taker
+    assert await me.get_fills(since_us=fill.timestamp_us + 1) == []
+    assert await me.get_fills(market_id=ticker, since_us=fill.timestamp_us) == fills
+
+    positions = {p.market_id: p for p in await me.get_positions()}
+    assert positions[ticker].yes == Quantity.contracts(4)
+    bob_positions = {p.market_id: p for p in await bob.get_positions()}
+    assert bob_positions[ticker].no == Quantity.contracts(4)
+    balance = await me.get_balance()
+    assert balance.available < balance_before.available
+    still = await me.get_order_by_client_id("m-1")
+    assert still is not None and still.status is OrderStatus.PARTIALLY_FILLED and still.filled == Quantity.contracts(4)
+
+
+async def test_batch_place_and_cancel(sim: Simulator, me: KalshiAdapter) -> None:
+    ticker = active_ticker(sim)
+    results = await me.place_orders(
+        [
+            request(ticker, "b-1", "0.3000", 1),
+            request(ticker, "b-1", "0.3100", 1),  # duplicate client order id: refused, the others placed
+            request(ticker, "b-3", "0.3200", 1),
+        ]
+    )
+    assert isinstance(results[0], Order) and isinstance(results[2], Order)
+    assert isinstance(results[1], ExchangeError)
+    ids = [r.exchange_order_id for r in results if isinstance(r, Order)]
+    assert len(await me.get_open_orders(ticker)) == 2
+    assert all(i is not None for i in ids)
+    cancelled = await me.cancel_orders([i for i in ids if i is not None] + ["missing"])
+    assert cancelled[:2] == [None, None]
+    assert isinstance(cancelled[2], ExchangeError)
+    assert await me.get_open_orders(ticker) == []
+
+
+async def test_off_grid_price_is_an_order_price_error(sim: Simulator, me: KalshiAdapter) -> None:
+    ticker = active_ticker(sim)
+    grid = sim.state.exchange.markets[ticker].grid
+    off = next(u for u in range(1, 10_000) if not grid.contains(u))
+    with pytest.raises(OrderPriceError):
+        await me.place_order(request(ticker, "bad", str(Decimal(off) / 10_000), 1))
+    assert sim.state.exchange.orders == {} or all(
+        o.client_order_id != "bad" for o in sim.state.exchange.orders.values()
+    )
+
+
+async def test_subscribe_market_book_matches_engine(sim: Simulator, me: KalshiAdapter, bob: KalshiAdapter) -> None:
+    ticker = active_ticker(sim)
+    user_messages: list[dict[str, Any]] = []
+
+    async def record(message: dict[str, Any]) -> None:
+        user_messages.append(message)
+
+    await me.on_user_message(record)
+    await me.subscribe_market(ticker)
+    assert me.subscribed_markets == [ticker]
+
+    def expected() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        bids, asks = sim.state.exchange.markets[ticker].engine.levels()
+        return sorted(bids), sorted((10000 - p, n) for p, n in asks)
+
+    def matches() -> bool:
+        book = me.book(ticker)
+        return book is not None and not me.is_stale(ticker) and levels_of(book) == expected()
+
+    await wait_until(matches)
+    await me.place_order(request(ticker, "s-1", "0.4500", 3))
+    await bob.place_order(request(ticker, "s-2", "0.5500", 2, OrderSide.SELL))
+    await wait_until(lambda: matches() and expected() != ([], []))
+    await bob.place_order(request(ticker, "s-3", "0.4500", 1, OrderSide.SELL, post_only=False))
+    await wait_until(matches)
+    await wait_until(lambda: any(m.get("type") == "fill" for m in user_messages))
+    await me.unsubscribe_market(ticker)
+    assert me.subscribed_markets == []
+
+
+def test_market_info_from_wire_and_statuses() -> None:
+    info = market_info_from_wire(
+        {
+            "ticker": "S-E-T1",
+            "event_ticker": "S-E",
+            "status": "open",
+            "open_time": "2026-08-13T20:00:00Z",
+            "close_time": "2026-08-13T21:00:00Z",
+            "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}],
+            "yes_bid_dollars": "0.4200",
+            "yes_ask_dollars": "1.0000",
+            "volume_24h_fp": "12.00",
+            "floor_strike": 73249.99,
+        }
+    )
+    assert (info.series_id, info.status, info.strike) == ("S", "active", "73249.99")
+    assert info.best_bid == Price.from_dollars("0.4200") and info.best_ask is None
+    assert info.volume_24h == Quantity.contracts(12) and info.open_interest is None
+    assert [normalise_status(s) for s in ("unopened", "finalized", "closed", "determined")] == [
+        "initialized",
+        "settled",
+        "closed",
+        "determined",
+    ]

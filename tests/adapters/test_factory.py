@@ -1,0 +1,182 @@
+"""build_adapter: venue and URL selection, credentials from env/key files, the paper default and live gate."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mm.adapters.errors import NotSupportedError
+from mm.adapters.factory import LiveTradingNotAllowedError, build_adapter
+from mm.adapters.kalshi.adapter import KalshiAdapter
+from mm.adapters.kalshi.signer import KeyFileError
+from mm.adapters.paper import PaperExecution
+from mm.clock import WallClock, datetime_to_us
+from mm.domain.orders import OrderRequest, OrderStatus
+from mm.domain.price import Price, Quantity
+from mm.domain.sides import OrderSide, Side
+from mm.sim.server import Simulator, SimulatorConfig
+from mm.specs.exchange import KALSHI_ENDPOINTS, ExchangeSpec
+
+START = datetime_to_us(datetime(2026, 8, 13, 20, 30, tzinfo=UTC))
+
+
+def pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.fixture(scope="module")
+def environ() -> dict[str, str]:
+    return {"KALSHI_KEY_ID": "key-123", "KALSHI_PEM": pem()}
+
+
+def kalshi_spec(**kw: Any) -> ExchangeSpec:
+    fields: dict[str, Any] = {
+        "venue": "kalshi",
+        "environment": "demo",
+        "api_key_env": "KALSHI_KEY_ID",
+        "private_key_env": "KALSHI_PEM",
+    }
+    fields.update(kw)
+    return ExchangeSpec.model_validate(fields)
+
+
+@pytest.mark.parametrize("environment", ["prod", "demo"])
+async def test_kalshi_urls_follow_the_environment(environment: str, environ: dict[str, str]) -> None:
+    adapter = build_adapter(
+        kalshi_spec(environment=environment, allow_live=True), WallClock(), environ=environ, execution="live"
+    )
+    try:
+        assert isinstance(adapter, KalshiAdapter)
+        assert adapter.ws is not None and adapter.ws.url == KALSHI_ENDPOINTS[environment][1]
+        assert adapter.limiter is not None
+        assert (adapter.limiter.reads.rate_per_s, adapter.limiter.writes.rate_per_s) == (20, 10)  # basic tier
+    finally:
+        await adapter.rest.aclose()
+
+
+async def test_custom_urls_and_rate_limits(environ: dict[str, str]) -> None:
+    spec = kalshi_spec(
+        environment="custom",
+        base_url="http://127.0.0.1:9/trade-api/v2",
+        ws_url="ws://127.0.0.1:9/trade-api/ws/v2",
+        rate_limits={"tier": "advanced", "writes_per_second": "5"},
+        allow_live=True,
+    )
+    adapter = build_adapter(spec, WallClock(), environ=environ, execution="live")
+    assert isinstance(adapter, KalshiAdapter)
+    assert adapter.ws is not None and adapter.ws.url == "ws://127.0.0.1:9/trade-api/ws/v2"
+    assert adapter.limiter is not None
+    assert (adapter.limiter.reads.rate_per_s, adapter.limiter.writes.rate_per_s) == (30, 5)
+    await adapter.rest.aclose()
+
+
+def test_missing_env_vars_are_named_never_valued(environ: dict[str, str]) -> None:
+    with pytest.raises(KeyFileError, match="KALSHI_KEY_ID"):
+        build_adapter(kalshi_spec(), WallClock(), environ={"KALSHI_PEM": environ["KALSHI_PEM"]})
+    with pytest.raises(KeyFileError, match="KALSHI_PEM") as info:
+        build_adapter(kalshi_spec(), WallClock(), environ={"KALSHI_KEY_ID": "key-123"})
+    assert "key-123" not in str(info.value)
+    with pytest.raises(KeyFileError, match="KALSHI_KEY_ID"):
+        build_adapter(kalshi_spec(private_key_env=None, private_key_file="/nonexistent.pem"), WallClock(), environ={})
+
+
+def test_paper_by_default_and_live_needs_allow_live(environ: dict[str, str]) -> None:
+    paper = build_adapter(kalshi_spec(), WallClock(), environ=environ)
+    assert isinstance(paper, PaperExecution)
+    assert paper.capabilities.batch_create_limit == 10
+    with pytest.raises(LiveTradingNotAllowedError, match="allow_live"):
+        build_adapter(kalshi_spec(), WallClock(), environ=environ, execution="live")
+
+
+def test_polymarket_is_not_supported() -> None:
+    spec = ExchangeSpec.model_validate(
+        {
+            "venue": "polymarket",
+            "api_key_env": "PM_KEY",
+            "api_secret_env": "PM_SECRET",
+            "passphrase_env": "PM_PASS",
+            "private_key_env": "PM_PK",
+        }
+    )
+    with pytest.raises(NotSupportedError, match="polymarket"):
+        build_adapter(spec, WallClock(), environ={})
+
+
+def test_embedded_simulator_needs_its_urls(environ: dict[str, str]) -> None:
+    spec = ExchangeSpec.model_validate(
+        {"venue": "simulator", "api_key_env": "KALSHI_KEY_ID", "private_key_env": "KALSHI_PEM"}
+    )
+    with pytest.raises(ValueError, match="simulator_urls"):
+        build_adapter(spec, WallClock(), environ=environ)
+    adapter = build_adapter(
+        spec, WallClock(), environ=environ, simulator_urls=("http://127.0.0.1:9/trade-api/v2", "ws://127.0.0.1:9/x")
+    )
+    assert isinstance(adapter, PaperExecution)
+
+
+@pytest.fixture
+async def sim(tmp_path: Path) -> AsyncIterator[Simulator]:
+    config = SimulatorConfig(state_dir=tmp_path / "sim", start_us=START, strikes=2, crowd=False, seed=3)
+    async with Simulator(config) as running:
+        yield running
+
+
+def simulator_spec(sim: Simulator, **kw: Any) -> ExchangeSpec:
+    fields: dict[str, Any] = {
+        "venue": "simulator",
+        "base_url": sim.rest_url,
+        "ws_url": sim.ws_url,
+        "api_key_env": "SIM_KEY_ID",
+        "private_key_file": str(sim.api_key.key_file),
+    }
+    fields.update(kw)
+    return ExchangeSpec.model_validate(fields)
+
+
+def active_ticker(sim: Simulator) -> str:
+    return sorted(t for t, m in sim.state.exchange.markets.items() if m.status == "active")[0]
+
+
+def bid(ticker: str, cid: str) -> OrderRequest:
+    return OrderRequest(ticker, Side.YES, OrderSide.BUY, Price.from_dollars("0.4000"), Quantity.contracts(2), cid)
+
+
+async def test_simulator_live_reaches_the_simulator(sim: Simulator) -> None:
+    spec = simulator_spec(sim, allow_live=True)
+    assert spec.simulator is not None and not spec.simulator.embedded
+    adapter = build_adapter(spec, WallClock(), environ={"SIM_KEY_ID": sim.api_key.key_id}, execution="live")
+    assert isinstance(adapter, KalshiAdapter)
+    await adapter.connect()
+    try:
+        ticker = active_ticker(sim)
+        order = await adapter.place_order(bid(ticker, "live-1"))
+        assert order.status is OrderStatus.OPEN
+        assert order.exchange_order_id in sim.state.exchange.orders
+    finally:
+        await adapter.disconnect()
+
+
+async def test_simulator_paper_never_reaches_the_simulator(sim: Simulator) -> None:
+    adapter = build_adapter(simulator_spec(sim), WallClock(), environ={"SIM_KEY_ID": sim.api_key.key_id})
+    assert isinstance(adapter, PaperExecution)
+    await adapter.connect()
+    try:
+        ticker = active_ticker(sim)
+        assert ticker in {m.market_id for m in await adapter.list_markets()}  # market data from the venue
+        order = await adapter.place_order(bid(ticker, "paper-1"))
+        assert order.status is OrderStatus.OPEN
+        assert sim.state.exchange.orders == {}
+        assert [o.client_order_id for o in await adapter.get_open_orders()] == ["paper-1"]
+    finally:
+        await adapter.disconnect()
+    with pytest.raises(LiveTradingNotAllowedError):
+        build_adapter(simulator_spec(sim), WallClock(), environ={"SIM_KEY_ID": "x"}, execution="live")
