@@ -33,16 +33,13 @@ from typing import Any, Final
 
 from mm.adapters.base import Capabilities, ExchangeAdapter, MarketInfo
 from mm.adapters.errors import (
-    DuplicateClientOrderIdError,
     ExchangeError,
-    MarketInactiveError,
     NotSupportedError,
     OrderNotFoundError,
-    OrderPriceError,
     OrderRejectedError,
     OrderSizeError,
 )
-from mm.adapters.paper import VirtualAccount
+from mm.adapters.paper import PAPER_CAPABILITIES, VirtualAccount, check_on_grid, validate_virtual_order
 from mm.clock import Clock
 from mm.domain.book import OrderBook
 from mm.domain.orders import Fill, Order, OrderRequest
@@ -51,18 +48,7 @@ from mm.domain.price import Price, Quantity
 
 __all__ = ["MOCK_CAPABILITIES", "FillBehaviour", "FillMode", "MockExchangeAdapter", "Sleep"]
 
-MOCK_CAPABILITIES: Final = Capabilities(
-    amend=True,
-    decrease=True,
-    batch_create_limit=20,
-    batch_cancel_limit=20,
-    unified_book=True,
-    fractional_counts=True,
-    tick_grids=True,
-    post_only=True,
-    self_trade_prevention=True,
-    client_order_ids=True,
-)
+MOCK_CAPABILITIES: Final = PAPER_CAPABILITIES
 """Kalshi-like by default; pass other ``capabilities`` to test the core's emulation paths."""
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -310,19 +296,12 @@ class MockExchangeAdapter(ExchangeAdapter):
         return FillBehaviour.partial(Decimal(self._rng.randint(1, 99)).scaleb(-2))
 
     def _validate(self, order: OrderRequest) -> None:
-        if any(o.client_order_id == order.client_order_id for o in self.orders.values()):
-            raise DuplicateClientOrderIdError(
-                f"client order id {order.client_order_id!r} was used before", status=409, code="order_already_exists"
-            )
         info = self.markets.get(order.market_id)
-        if info is not None and info.status != "active":
-            raise MarketInactiveError(f"market {order.market_id!r} is {info.status}", status=400, code="market_closed")
-        self._check_price(order)
+        validate_virtual_order(order, self.orders.values(), info, info.grid if info is not None else None)
 
     def _check_price(self, order: OrderRequest) -> None:
         info = self.markets.get(order.market_id)
-        if info is not None and not info.grid.contains(order.price.units):
-            raise OrderPriceError(f"price {order.price} is off the tick grid", status=400, code="invalid_price")
+        check_on_grid(order, info.grid if info is not None else None)
 
     def _with_top(self, info: MarketInfo) -> MarketInfo:
         book = self.books.get(info.market_id)

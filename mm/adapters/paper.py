@@ -26,7 +26,7 @@ Money is exact: prices and sizes are integer units, cash is ``Decimal``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final
@@ -47,6 +47,7 @@ from mm.domain.orders import Fill, Order, OrderRequest
 from mm.domain.portfolio import Balance, Position
 from mm.domain.price import PRICE_SCALE, Price, Quantity
 from mm.domain.sides import BookSide, Side, TimeInForce
+from mm.domain.ticks import TickGrid
 
 __all__ = ["PAPER_CAPABILITIES", "PaperExecution", "VirtualAccount", "reserved_for", "yes_book_price"]
 
@@ -159,6 +160,26 @@ class _Level:
 
     yes_price: int
     size: int
+
+
+def check_on_grid(order: OrderRequest, grid: TickGrid | None) -> None:
+    """Refuse an off-grid price like the venue would (no grid known: accept)."""
+    if grid is not None and not grid.contains(order.price.units):
+        raise OrderPriceError(f"price {order.price} is off the tick grid", status=400, code="invalid_price")
+
+
+def validate_virtual_order(
+    order: OrderRequest, existing: Iterable[Order], info: MarketInfo | None, grid: TickGrid | None
+) -> None:
+    """The venue's checks for an order that never leaves the process (paper and mock adapters share them):
+    a unique client order id (409), an active market, a price on the grid."""
+    if any(o.client_order_id == order.client_order_id for o in existing):
+        raise DuplicateClientOrderIdError(
+            f"client order id {order.client_order_id!r} was used before", status=409, code="order_already_exists"
+        )
+    if info is not None and info.status != "active":
+        raise MarketInactiveError(f"market {order.market_id!r} is {info.status}", status=400, code="market_closed")
+    check_on_grid(order, grid)
 
 
 class PaperExecution(ExchangeAdapter):
@@ -318,21 +339,15 @@ class PaperExecution(ExchangeAdapter):
     # ------------------------------------------------------------------ internals
 
     def _validate(self, order: OrderRequest) -> None:
-        if any(o.client_order_id == order.client_order_id for o in self.orders.values()):
-            raise DuplicateClientOrderIdError(
-                f"client order id {order.client_order_id!r} was used before", status=409, code="order_already_exists"
-            )
-        info = self._markets.get(order.market_id)
-        if info is not None and info.status != "active":
-            raise MarketInactiveError(f"market {order.market_id!r} is {info.status}", status=400, code="market_closed")
-        self._validate_price(order)
+        validate_virtual_order(order, self.orders.values(), self._markets.get(order.market_id), self._grid(order))
 
     def _validate_price(self, order: OrderRequest) -> None:
+        check_on_grid(order, self._grid(order))
+
+    def _grid(self, order: OrderRequest) -> TickGrid | None:
         info = self._markets.get(order.market_id)
         book = self._books.get(order.market_id)
-        grid = info.grid if info is not None else (book.grid if book is not None else None)
-        if grid is not None and not grid.contains(order.price.units):
-            raise OrderPriceError(f"price {order.price} is off the tick grid", status=400, code="invalid_price")
+        return info.grid if info is not None else (book.grid if book is not None else None)
 
     def _live(self, market_id: str | None) -> list[Order]:
         return [o for o in self.orders.values() if o.status.is_live and market_id in (None, o.request.market_id)]
