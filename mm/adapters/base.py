@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mm.adapters.errors import ExchangeError, NotSupportedError
+from mm.domain.book import OrderBook
+from mm.domain.events import ExchangeEvent, Settlement
 from mm.domain.orders import Fill, Order, OrderRequest
 from mm.domain.portfolio import Balance, Position
 from mm.domain.price import Price, Quantity
@@ -66,6 +68,7 @@ class MarketInfo:
 
 
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
+EventHandler = Callable[[ExchangeEvent], Awaitable[None]]
 
 
 class WebSocketClient(ABC):
@@ -90,6 +93,8 @@ class WebSocketClient(ABC):
 
 class ExchangeAdapter(ABC):
     """All interaction with one venue, in domain types (FR-110 plus what the controller needs)."""
+
+    _event_handlers: list[EventHandler]
 
     @property
     @abstractmethod
@@ -137,6 +142,46 @@ class ExchangeAdapter(ABC):
 
     @abstractmethod
     async def get_fills(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Fill]: ...
+
+    async def get_settlements(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Settlement]:
+        """Markets we held that paid out, oldest first; ``since_us`` inclusive."""
+        raise NotSupportedError(f"{type(self).__name__} cannot list settlements")
+
+    async def get_orderbook(self, market_id: str) -> OrderBook:
+        """A fresh full-depth snapshot of the market's book read from the venue (not the streamed one)."""
+        raise NotSupportedError(f"{type(self).__name__} cannot read order books")
+
+    def book(self, market_id: str) -> OrderBook | None:
+        """The live book of a subscribed market (by reference), or None when this adapter keeps none."""
+        return None
+
+    def is_stale(self, market_id: str) -> bool:
+        """True while the market's book must not be quoted on (no snapshot yet, a gap being repaired, offline)."""
+        return self.book(market_id) is None
+
+    # --- events -------------------------------------------------------------------------------------
+
+    def on_event(self, handler: EventHandler) -> None:
+        """Receive every :data:`~mm.domain.events.ExchangeEvent` this adapter produces, in order.
+
+        Handlers are awaited one after another on the adapter's stream task; one that raises is logged by the
+        adapter and does not stop the others or the stream.
+        """
+        handlers: list[EventHandler] | None = getattr(self, "_event_handlers", None)
+        if handlers is None:
+            handlers = []
+            self._event_handlers = handlers
+        handlers.append(handler)
+
+    async def emit(self, event: ExchangeEvent) -> list[BaseException]:
+        """Hand ``event`` to every registered handler; returns what the failing handlers raised."""
+        failures: list[BaseException] = []
+        for handler in list(getattr(self, "_event_handlers", ())):
+            try:
+                await handler(event)
+            except Exception as exc:  # a consumer's bug must not kill the venue stream
+                failures.append(exc)
+        return failures
 
     async def amend_order(self, order_id: str, *, price: Price, quantity: Quantity) -> Order:
         """Change an order's price and/or total size; raises NotSupportedError where the venue cannot."""

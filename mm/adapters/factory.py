@@ -9,7 +9,8 @@
 * Credentials come only from the environment and key files named by the spec: the key id from the env var
   ``api_key_env``, the PEM from ``private_key_env`` or the file ``private_key_file``. For a simulator without
   key references the caller passes ``signer``. Errors name the variable or field, never a value.
-* Client-side rate limits from ``rate_limits`` (reads and writes per second, FR-603).
+* Client-side rate limits from ``rate_limits`` (FR-603): the tier's token buckets and Kalshi's request costs,
+  with the spec's reads/writes per second (requests at the default cost) as the refill rates.
 * ``execution="paper"`` (the default) wraps the adapter in :class:`PaperExecution` — market data from the venue,
   orders kept in-process — so nothing reaches the venue. ``execution="live"`` requires ``allow_live: true``
   on the spec (the paper-trading safety gate); otherwise :class:`LiveTradingNotAllowedError`.
@@ -27,12 +28,13 @@ from typing import Literal
 
 from mm.adapters.base import ExchangeAdapter
 from mm.adapters.errors import ExchangeError, NotSupportedError
+from mm.adapters.fill_models import fill_model_from_name
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.kalshi.rest import KalshiRestClient
 from mm.adapters.kalshi.signer import KalshiSigner, KeyFileError
 from mm.adapters.kalshi.ws import KalshiWebSocket
 from mm.adapters.paper import PaperExecution
-from mm.adapters.ratelimit import ClientRateLimiter, ThrottleHook
+from mm.adapters.ratelimit import ClientRateLimiter, PressureHook, ThrottleHook
 from mm.clock import Clock
 from mm.specs.exchange import ExchangeSpec
 
@@ -82,11 +84,17 @@ def build_adapter(
     paper_balance: Decimal = DEFAULT_PAPER_BALANCE,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_throttle: ThrottleHook | None = None,
+    on_pressure: PressureHook | None = None,
     log: Callable[[str], None] | None = None,
+    fill_model: str = "trade_through",
 ) -> ExchangeAdapter:
-    """The adapter for ``spec`` (see the module docstring). ``environ`` defaults to ``os.environ``."""
+    """The adapter for ``spec`` (see the module docstring). ``environ`` defaults to ``os.environ``.
+
+    ``fill_model`` (paper only): ``trade_through`` (default), ``cross`` or ``queue`` (:mod:`mm.adapters.fill_models`).
+    """
     if execution not in ("paper", "live"):
         raise ValueError(f"execution must be 'paper' or 'live', not {execution!r}")
+    paper_fills = fill_model_from_name(fill_model)  # a typo fails here, in live mode too
     if spec.venue == "polymarket":
         raise NotSupportedError("polymarket adapter not implemented yet")
     if execution == "live" and not spec.allow_live:
@@ -99,13 +107,26 @@ def build_adapter(
         if spec.venue == "simulator" and spec.api_key_env is None:
             raise KeyFileError("a simulator exchange without key references needs an explicit signer")
         signer = signer_from_spec(spec, env)
-    reads, writes = spec.rate_limits.reads_per_second, spec.rate_limits.writes_per_second
-    if reads is None or writes is None:  # the spec materialises both from the tier
-        raise ValueError("rate_limits.reads_per_second / writes_per_second are not materialised")
-    limiter = ClientRateLimiter(reads, writes, clock, sleep, on_throttle=on_throttle)
-    rest = KalshiRestClient(base_url, signer, clock, sleep=sleep)
+    limits = spec.rate_limits
+    limiter = ClientRateLimiter(
+        clock,
+        sleep,
+        tier=limits.tier,
+        reads_per_second=limits.reads_per_second,
+        writes_per_second=limits.writes_per_second,
+        on_throttle=on_throttle,
+        on_pressure=on_pressure,
+    )
+    rest = KalshiRestClient(base_url, signer, clock, sleep=sleep, limiter=limiter)
     ws = KalshiWebSocket(ws_url, signer, clock, sleep=sleep, log=log)
-    adapter = KalshiAdapter(rest, ws, clock, limiter=limiter, log=log)
+    adapter = KalshiAdapter(rest, ws, clock, log=log)
     if execution == "live":
         return adapter
-    return PaperExecution(adapter, clock, starting_balance=paper_balance, capabilities=adapter.capabilities)
+    return PaperExecution(
+        adapter,
+        clock,
+        starting_balance=paper_balance,
+        capabilities=adapter.capabilities,
+        fill_model=paper_fills,
+        log=log,
+    )

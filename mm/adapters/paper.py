@@ -2,21 +2,24 @@
 
 :class:`PaperExecution` is a drop-in replacement for a live adapter: the core places, cancels and
 queries orders exactly as it would live, but no order ever leaves the process. Market *reads*
-(``list_markets``, ``get_market``, ``connect``, ``subscribe_market`` ...) are delegated to the optional
-``data`` adapter, so paper trading runs against real market data.
+(``list_markets``, ``get_market``, ``connect``, ``subscribe_market``, ``book``, ``is_stale`` ...) are
+delegated to the optional ``data`` adapter, so paper trading runs against real market data.
 
-Fill simulation is FR-604's top-of-book crossing rule, applied on every market-data update passed to
-:meth:`PaperExecution.on_book` and once when an order is placed (a crossing order fills at once, as a
-taker):
+Fills come from a :mod:`~mm.adapters.fill_models` model shared with backtesting (``trade_through`` by
+default; ``cross`` is the requirements' top-of-book rule; ``queue`` estimates our queue position). With a
+``data`` adapter, its :class:`~mm.domain.events.BookUpdated` and :class:`~mm.domain.events.PublicTrade`
+events drive the model; without one, call :meth:`PaperExecution.on_book` and :meth:`PaperExecution.on_trade`.
+In every model an order that crosses the book when placed or amended fills at once, as a taker, against
+the top level (unless ``enforce_post_only`` refuses a post-only one).
 
-* a virtual YES bid fills when ``bid >= best YES ask``, at the best YES ask;
-* a virtual YES ask fills when ``ask <= best YES bid``, at the best YES bid;
-* fill size = ``min(order remaining, size at that best level)``.
+Events: paper emits its own :class:`~mm.domain.events.OrderUpdate` (every state change of a virtual order)
+and :class:`~mm.domain.events.FillEvent` (every virtual fill, before the order's update), so the core sees
+paper exactly like live. The data adapter's market events are re-emitted after the fills they caused; its
+``OrderUpdate``, ``FillEvent``, ``Settlement`` and order-scope ``ResyncRequired`` events are dropped — they
+belong to the real account.
 
 NO orders are mapped onto the YES book with :meth:`OrderRequest.yes_book` (buy NO at q = YES ask at
-1 − q) and their fills are reported in the order's own contract price. Within one update, liquidity a
-paper order took is not offered again to the next paper order (best price first, then time priority);
-a later update offers the book's levels afresh. Only the best level is ever taken (top-of-book rule).
+1 − q) and their fills are reported in the order's own contract price.
 
 Fees: paper fills carry ``fee = Decimal(0)``; fees for paper trading are estimated later by the ledger
 from ``is_taker``, price and size, so one fee model serves paper and backtest.
@@ -26,8 +29,9 @@ Money is exact: prices and sizes are integer units, cash is ``Decimal``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Final
 
@@ -41,8 +45,18 @@ from mm.adapters.errors import (
     OrderRejectedError,
     OrderSizeError,
 )
+from mm.adapters.fill_models import FillModel, SimFill, TradeThroughFillModel, crosses, fully_available, taker_fill
 from mm.clock import Clock
 from mm.domain.book import OrderBook
+from mm.domain.events import (
+    BookUpdated,
+    ExchangeEvent,
+    FillEvent,
+    OrderUpdate,
+    PublicTrade,
+    ResyncRequired,
+    Settlement,
+)
 from mm.domain.orders import Fill, Order, OrderRequest
 from mm.domain.portfolio import Balance, Position
 from mm.domain.price import PRICE_SCALE, Price, Quantity
@@ -64,6 +78,9 @@ PAPER_CAPABILITIES: Final = Capabilities(
     client_order_ids=True,
 )
 """Kalshi-like: what the core sees when paper trading against Kalshi market data."""
+
+_REAL_ACCOUNT_EVENTS: Final = (OrderUpdate, FillEvent, Settlement)
+"""The data venue's events about the real account: paper has no orders, fills or settlements there."""
 
 
 def yes_book_price(side: Side, price: Price) -> Price:
@@ -154,14 +171,6 @@ def _fill_yes_book(fill: Fill) -> tuple[BookSide, Price]:
     return request_like.yes_book()
 
 
-@dataclass(slots=True)
-class _Level:
-    """The best opposite level a paper order may take during one update: YES price and size left."""
-
-    yes_price: int
-    size: int
-
-
 def check_on_grid(order: OrderRequest, grid: TickGrid | None) -> None:
     """Refuse an off-grid price like the venue would (no grid known: accept)."""
     if grid is not None and not grid.contains(order.price.units):
@@ -183,10 +192,11 @@ def validate_virtual_order(
 
 
 class PaperExecution(ExchangeAdapter):
-    """Paper trading: live-identical interface, virtual orders, FR-604 crossing fills.
+    """Paper trading: live-identical interface, virtual orders, fills from a :class:`FillModel`.
 
-    ``data`` (optional) answers market reads and stream control; without it, markets come from
-    :meth:`add_market`. Feed every book update to :meth:`on_book`.
+    ``data`` (optional) answers market reads and stream control and drives the fill model through its
+    events; without it, markets come from :meth:`add_market` and market data from :meth:`on_book` and
+    :meth:`on_trade`. ``log`` receives one line per failing event handler.
     """
 
     def __init__(
@@ -197,21 +207,35 @@ class PaperExecution(ExchangeAdapter):
         starting_balance: Decimal,
         capabilities: Capabilities = PAPER_CAPABILITIES,
         enforce_post_only: bool = False,
+        fill_model: FillModel | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self._data = data
         self._clock = clock
         self._capabilities = capabilities
         self._enforce_post_only = enforce_post_only
+        # A fresh model per adapter: models keep per-order state that must not be shared.
+        self.fill_model: FillModel = fill_model if fill_model is not None else TradeThroughFillModel()
+        self._log = log if log is not None else (lambda _line: None)
         self.account = VirtualAccount(starting_balance)
         self.orders: dict[str, Order] = {}
         """Every paper order by its (paper) exchange order id, in placement order."""
         self.fills: list[Fill] = []
         """Every paper fill in time order (the PnL inputs)."""
+        self.handler_failures = 0
+        """Event handlers that raised (each is logged; the others still ran)."""
         self._markets: dict[str, MarketInfo] = {}
         self._books: dict[str, OrderBook] = {}
         self._seq: dict[str, int] = {}
+        """Time priority: a higher number joined its price level later (an amend that loses priority renews it)."""
+        self._next_seq = 0
         self._next_order = 0
         self._next_fill = 0
+        self._outbox: deque[ExchangeEvent] = deque()
+        self._flushing = False
+        if data is not None:
+            # Registered once, here rather than in connect(): a reconnect must not register a second time.
+            data.on_event(self._on_data_event)
 
     # ------------------------------------------------------------------ set-up and market data
 
@@ -220,12 +244,46 @@ class PaperExecution(ExchangeAdapter):
         self._markets[info.market_id] = info
 
     def on_book(self, market_id: str, book: OrderBook) -> list[Fill]:
-        """A market-data update: remember the book and fill every resting paper order it crosses.
+        """A book update: remember the book (by reference) and let the fill model see it.
 
-        The book is kept by reference (it is the caller's live book); returns the fills it caused.
+        Returns the fills it caused. Their events are queued; the data-adapter path delivers them at once,
+        a direct caller with handlers awaits :meth:`flush_events` (every async operation also flushes).
         """
         self._books[market_id] = book
-        return self._match(book, self._live(market_id))
+        return self._apply(self.fill_model.on_book(book, self._resting(market_id)))
+
+    def on_trade(self, trade: PublicTrade) -> list[Fill]:
+        """A public trade: let the fill model see it; returns the fills it caused (events as for :meth:`on_book`)."""
+        return self._apply(self.fill_model.on_trade(trade, self._resting(trade.market_id)))
+
+    async def flush_events(self) -> None:
+        """Deliver queued events to the handlers, in order.
+
+        Not re-entrant: a handler that places or cancels orders queues their events, and the flush already
+        running delivers them once that handler returns (so handlers never nest).
+        """
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._outbox:
+                event = self._outbox.popleft()
+                for exc in await self.emit(event):
+                    self.handler_failures += 1
+                    self._log(f"paper event handler failed on {type(event).__name__}: {exc!r}")
+        finally:
+            self._flushing = False
+
+    async def _on_data_event(self, event: ExchangeEvent) -> None:
+        if isinstance(event, _REAL_ACCOUNT_EVENTS) or (isinstance(event, ResyncRequired) and event.scope == "orders"):
+            return  # about the real account: paper answers order queries from its own state
+        if isinstance(event, BookUpdated):
+            self.on_book(event.market_id, event.book)
+        elif isinstance(event, PublicTrade):
+            self.on_trade(event)
+        # After the fills it caused: a consumer reacting to market data already knows its new inventory.
+        self._outbox.append(event)
+        await self.flush_events()
 
     # ------------------------------------------------------------------ ExchangeAdapter
 
@@ -249,6 +307,16 @@ class PaperExecution(ExchangeAdapter):
         if self._data is not None:
             await self._data.unsubscribe_market(market_id)
 
+    def book(self, market_id: str) -> OrderBook | None:
+        if self._data is not None:
+            return self._data.book(market_id)
+        return self._books.get(market_id)
+
+    def is_stale(self, market_id: str) -> bool:
+        if self._data is not None:
+            return self._data.is_stale(market_id)
+        return self.book(market_id) is None
+
     async def list_markets(self, *, series: Sequence[str] = (), status: str | None = None) -> list[MarketInfo]:
         if self._data is not None:
             return await self._data.list_markets(series=series, status=status)
@@ -269,25 +337,29 @@ class PaperExecution(ExchangeAdapter):
     async def place_order(self, order: OrderRequest) -> Order:
         now = self._clock.now_us()
         self._validate(order)
-        book = self._books.get(order.market_id)
+        book = self._book(order.market_id)
         pending = Order.pending(order, now)
-        crosses = book is not None and self._crosses(pending, book)
-        if crosses and self._enforce_post_only and order.post_only:
+        crossing = book is not None and crosses(pending, book)
+        if crossing and self._enforce_post_only and order.post_only:
             raise OrderRejectedError(
                 f"post-only order {order.client_order_id!r} would cross the book", status=400, code="post_only_cross"
             )
         self._next_order += 1
         order_id = f"paper-{self._next_order}"
-        placed = pending.acknowledged(order_id, now)
-        self.orders[order_id] = placed
-        self._seq[order_id] = self._next_order
-        if book is not None and crosses:
-            if order.time_in_force is TimeInForce.FILL_OR_KILL and not self._fully_available(placed, book):
-                self.orders[order_id] = placed.cancelled(now)
-                return self.orders[order_id]
-            self._match(book, [placed], is_taker=True)
-        if order.time_in_force is not TimeInForce.GOOD_TILL_CANCELED and self.orders[order_id].status.is_live:
-            self.orders[order_id] = self.orders[order_id].cancelled(now)
+        placed = self._set(pending.acknowledged(order_id, now))
+        self._seq[order_id] = self._take_seq()
+        if book is not None and crossing:
+            if order.time_in_force is TimeInForce.FILL_OR_KILL and not fully_available(placed, book):
+                self._set(placed.cancelled(now))
+            else:
+                self._take(placed, book)
+        current = self.orders[order_id]
+        if current.status.is_live:
+            if order.time_in_force is not TimeInForce.GOOD_TILL_CANCELED:
+                self._set(current.cancelled(now))
+            else:
+                self.fill_model.on_placed(current, book)
+        await self.flush_events()
         return self.orders[order_id]
 
     async def cancel_order(self, order_id: str) -> None:
@@ -296,10 +368,16 @@ class PaperExecution(ExchangeAdapter):
             raise OrderNotFoundError(f"no paper order {order_id!r}", status=404, code="not_found")
         if not order.status.is_live:
             raise OrderNotFoundError(f"paper order {order_id!r} is {order.status.value}", status=404, code="not_found")
-        self.orders[order_id] = order.cancelled(self._clock.now_us())
+        self._set(order.cancelled(self._clock.now_us()))
+        self.fill_model.on_cancelled(order_id)
+        await self.flush_events()
 
     async def amend_order(self, order_id: str, *, price: Price, quantity: Quantity) -> Order:
-        """Change price and/or total size (``price`` in the order's contract); it may then cross and fill."""
+        """Change price and/or total size (``price`` in the order's contract); it may then cross and fill.
+
+        A new price or a larger size loses queue priority (the order joins the back of its level, as on
+        Kalshi); a pure decrease keeps it.
+        """
         order = self.orders.get(order_id)
         if order is None or not order.status.is_live:
             raise OrderNotFoundError(f"no live paper order {order_id!r}", status=404, code="not_found")
@@ -307,12 +385,19 @@ class PaperExecution(ExchangeAdapter):
             raise OrderSizeError(f"amended size {quantity} must exceed the filled {order.filled}", status=400)
         request = replace(order.request, price=price, quantity=quantity)
         self._validate_price(request)
-        amended = replace(order, request=request, updated_us=self._clock.now_us())
-        self.orders[order_id] = amended
-        book = self._books.get(request.market_id)
-        if book is not None and self._crosses(amended, book):
-            self._match(book, [amended], is_taker=True)
-        return self.orders[order_id]
+        requeue = price != order.request.price or quantity > order.request.quantity
+        amended = self._set(replace(order, request=request, updated_us=self._clock.now_us()))
+        if requeue:
+            self._seq[order_id] = self._take_seq()
+            self.fill_model.on_cancelled(order_id)
+        book = self._book(request.market_id)
+        if book is not None and crosses(amended, book):
+            self._take(amended, book)
+        current = self.orders[order_id]
+        if requeue and current.status.is_live:
+            self.fill_model.on_placed(current, book)
+        await self.flush_events()
+        return current
 
     async def get_positions(self) -> list[Position]:
         return self.account.positions()
@@ -344,78 +429,67 @@ class PaperExecution(ExchangeAdapter):
     def _validate_price(self, order: OrderRequest) -> None:
         check_on_grid(order, self._grid(order))
 
+    def _book(self, market_id: str) -> OrderBook | None:
+        """The book orders match against: the last one fed to us, else the data adapter's live book."""
+        book = self._books.get(market_id)
+        if book is None and self._data is not None:
+            book = self._data.book(market_id)
+        return book
+
     def _grid(self, order: OrderRequest) -> TickGrid | None:
         info = self._markets.get(order.market_id)
-        book = self._books.get(order.market_id)
+        book = self._book(order.market_id)
         return info.grid if info is not None else (book.grid if book is not None else None)
 
     def _live(self, market_id: str | None) -> list[Order]:
         return [o for o in self.orders.values() if o.status.is_live and market_id in (None, o.request.market_id)]
 
-    @staticmethod
-    def _opposite(bs: BookSide, book: OrderBook) -> _Level | None:
-        """The best level a paper order on ``bs`` would take: the YES ask for a bid, the YES bid for an ask."""
-        if bs is BookSide.BID:
-            price, size = book.best_yes_ask, book.best_yes_ask_size
-        else:
-            price, size = book.best_yes_bid, book.best_yes_bid_size
-        return None if price is None or size <= 0 else _Level(price, size)
+    def _resting(self, market_id: str) -> list[Order]:
+        """One market's live orders in time priority, as the fill models expect them."""
+        return sorted(self._live(market_id), key=lambda o: self._seq[o.exchange_order_id or ""])
 
-    def _crosses(self, order: Order, book: OrderBook) -> bool:
-        bs, yes_price = order.request.yes_book()
-        level = self._opposite(bs, book)
-        if level is None:
-            return False
-        return yes_price.units >= level.yes_price if bs is BookSide.BID else yes_price.units <= level.yes_price
+    def _take_seq(self) -> int:
+        self._next_seq += 1
+        return self._next_seq
 
-    def _fully_available(self, order: Order, book: OrderBook) -> bool:
-        bs, _ = order.request.yes_book()
-        level = self._opposite(bs, book)
-        return level is not None and level.size >= order.remaining.units
+    def _set(self, order: Order) -> Order:
+        """Store a new state of a virtual order and queue its :class:`OrderUpdate`."""
+        self.orders[order.exchange_order_id or ""] = order
+        self._outbox.append(OrderUpdate(order, order.updated_us))
+        return order
 
-    def _match(self, book: OrderBook, candidates: list[Order], *, is_taker: bool = False) -> list[Fill]:
-        """Fill crossing ``candidates`` against the book's best levels (price, then time priority)."""
+    def _take(self, order: Order, book: OrderBook) -> None:
+        """A crossing order takes the top opposite level at once, as a taker (every model)."""
+        sim = taker_fill(order, book)
+        if sim is not None:
+            self._apply([sim])
+
+    def _apply(self, sims: Iterable[SimFill]) -> list[Fill]:
         now = self._clock.now_us()
-        levels = {bs: self._opposite(bs, book) for bs in BookSide}
-        fills: list[Fill] = []
+        return [self._fill(sim, now) for sim in sims]
 
-        def priority(o: Order) -> tuple[int, int]:
-            bs, yes_price = o.request.yes_book()
-            # Bids: highest price first; asks: lowest first; then placement order.
-            key = -yes_price.units if bs is BookSide.BID else yes_price.units
-            return key, self._seq[o.exchange_order_id or ""]
-
-        for order in sorted(candidates, key=priority):
-            bs, yes_price = order.request.yes_book()
-            level = levels[bs]
-            if level is None or level.size <= 0:
-                continue
-            crosses = yes_price.units >= level.yes_price if bs is BookSide.BID else yes_price.units <= level.yes_price
-            if not crosses:
-                continue
-            size = min(order.remaining.units, level.size)
-            level.size -= size
-            fills.append(self._fill(order, Price(level.yes_price), Quantity(size), is_taker=is_taker, now_us=now))
-        return fills
-
-    def _fill(self, order: Order, yes_price: Price, quantity: Quantity, *, is_taker: bool, now_us: int) -> Fill:
-        order_id = order.exchange_order_id or ""
-        self.orders[order_id] = self.orders[order_id].with_fill(quantity, now_us)
+    def _fill(self, sim: SimFill, now_us: int) -> Fill:
+        order = self.orders[sim.order_id]
+        quantity = Quantity(sim.quantity_units)
+        after = order.with_fill(quantity, now_us)
         self._next_fill += 1
         request = order.request
         fill = Fill(
             fill_id=f"paper-fill-{self._next_fill}",
-            order_id=order_id,
+            order_id=sim.order_id,
             client_order_id=request.client_order_id,
             market_id=request.market_id,
             side=request.side,
             order_side=request.order_side,
-            price=_contract_price(request.side, yes_price),
+            price=_contract_price(request.side, Price(sim.yes_price_units)),
             quantity=quantity,
             fee=Decimal(0),
-            is_taker=is_taker,
+            is_taker=sim.is_taker,
             timestamp_us=now_us,
         )
         self.fills.append(fill)
         self.account.apply(fill)
+        # The fill first, then the order state that reflects it (as a ledger wants to see them).
+        self._outbox.append(FillEvent(fill))
+        self._set(after)
         return fill

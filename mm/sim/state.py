@@ -28,6 +28,7 @@ class FaultCounters:
     rate_limited_requests: int = 0
     dropped_messages: int = 0
     duplicated_messages: int = 0
+    malformed_messages: int = 0
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Faults:
     ws_drop_message_rate: float = 0.0
     """Fraction of orderbook messages not sent (the client sees a seq gap)."""
     ws_duplicate_message_rate: float = 0.0
+    ws_malformed_message_rate: float = 0.0
+    """Fraction of orderbook messages sent as a garbled, truncated frame (not JSON) instead."""
     ws_silent: bool = False
     """Stop sending anything (including pings) without closing connections."""
     clock_skew_ms: int = 0

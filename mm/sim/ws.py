@@ -46,10 +46,12 @@ Behaviour (choices where Kalshi's docs leave room are marked *sim*):
   ``ws_ping_interval=None`` to get Kalshi's behaviour exactly (and a truly silent ``ws_silent``).
 * **Faults** (``state.faults``, counted in ``state.faults.counters``): ``ws_drop_message_rate`` skips
   ``orderbook_delta`` messages after they took their seq (the client sees a gap); ``ws_duplicate_message_rate``
-  sends an ``orderbook_delta`` twice with the same seq; ``ws_silent`` sends nothing, pings included — messages
-  due meanwhile are discarded (their seqs are used, so the feed resumes with a gap) and commands are processed
-  but not answered; pongs to the client's own pings still go out (the server library answers them);
-  ``ws_latency_s`` delays every message by that long after it was queued (order kept); :meth:`drop_all_connections`
+  sends an ``orderbook_delta`` twice with the same seq; ``ws_malformed_message_rate`` sends a truncated,
+  undecodable frame in place of an ``orderbook_delta`` (its seq is used); ``ws_silent`` sends nothing, pings
+  included — messages due meanwhile are discarded (their seqs are used, so the feed resumes with a gap) and
+  commands are processed but not answered; pongs to the client's own pings still go out (the server library
+  answers them); ``ws_latency_s`` delays every message by that long after it was queued (order kept);
+  :meth:`drop_all_connections`
   aborts every connection's TCP stream without a close frame. Draws come from the hub's seeded ``random.Random``.
 """
 
@@ -248,7 +250,14 @@ class _Connection:
             if faults.ws_duplicate_message_rate > 0 and rng.random() < faults.ws_duplicate_message_rate:
                 faults.counters.duplicated_messages += 1
                 copies = 2
-        text = _encode(message)
+            if faults.ws_malformed_message_rate > 0 and rng.random() < faults.ws_malformed_message_rate:
+                faults.counters.malformed_messages += 1
+                text = _encode(message)
+                self._queue(text[: len(text) // 2] + "\x00garbled", 1)  # cut mid-JSON: not decodable
+                return
+        self._queue(_encode(message), copies)
+
+    def _queue(self, text: str, copies: int) -> None:
         now = self.hub.realtime.monotonic_ns() / 1e9
         for _ in range(copies):
             if len(self.outbox) >= self.hub.queue_limit:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mm.adapters.errors import NotSupportedError
 from mm.adapters.factory import LiveTradingNotAllowedError, build_adapter
+from mm.adapters.fill_models import QueueFillModel, TradeThroughFillModel
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.kalshi.signer import KeyFileError
 from mm.adapters.paper import PaperExecution
@@ -58,7 +59,9 @@ async def test_kalshi_urls_follow_the_environment(environment: str, environ: dic
         assert isinstance(adapter, KalshiAdapter)
         assert adapter.ws is not None and adapter.ws.url == KALSHI_ENDPOINTS[environment][1]
         assert adapter.limiter is not None
-        assert (adapter.limiter.reads.rate_per_s, adapter.limiter.writes.rate_per_s) == (20, 10)  # basic tier
+        # basic tier: 200 read / 100 write tokens per second, refilled with 10% headroom
+        assert (adapter.limiter.reads.rate_per_s, adapter.limiter.writes.rate_per_s) == (180, 90)
+        assert (adapter.limiter.reads.capacity, adapter.limiter.writes.capacity) == (400, 100)
     finally:
         await adapter.rest.aclose()
 
@@ -75,7 +78,8 @@ async def test_custom_urls_and_rate_limits(environ: dict[str, str]) -> None:
     assert isinstance(adapter, KalshiAdapter)
     assert adapter.ws is not None and adapter.ws.url == "ws://127.0.0.1:9/trade-api/ws/v2"
     assert adapter.limiter is not None
-    assert (adapter.limiter.reads.rate_per_s, adapter.limiter.writes.rate_per_s) == (30, 5)
+    # advanced: 30 reads/s from the tier, 5 writes/s from the spec, at 10 tokens a request, 10% headroom
+    assert (adapter.limiter.reads.rate_per_s, adapter.limiter.writes.rate_per_s) == (270, 45)
     await adapter.rest.aclose()
 
 
@@ -95,6 +99,15 @@ def test_paper_by_default_and_live_needs_allow_live(environ: dict[str, str]) -> 
     assert paper.capabilities.batch_create_limit == 10
     with pytest.raises(LiveTradingNotAllowedError, match="allow_live"):
         build_adapter(kalshi_spec(), WallClock(), environ=environ, execution="live")
+
+
+def test_paper_fill_model_is_chosen_by_name(environ: dict[str, str]) -> None:
+    default = build_adapter(kalshi_spec(), WallClock(), environ=environ)
+    assert isinstance(default, PaperExecution) and isinstance(default.fill_model, TradeThroughFillModel)
+    queue = build_adapter(kalshi_spec(), WallClock(), environ=environ, fill_model="queue")
+    assert isinstance(queue, PaperExecution) and isinstance(queue.fill_model, QueueFillModel)
+    with pytest.raises(ValueError, match="fill model"):
+        build_adapter(kalshi_spec(), WallClock(), environ=environ, fill_model="optimistic")
 
 
 def test_polymarket_is_not_supported() -> None:

@@ -1,4 +1,5 @@
-"""FR-604: paper trading fills by top-of-book crossing, keeps virtual state and has the live interface."""
+"""FR-604: paper trading fills from a fill model fed by live market data, keeps virtual state, emits events like
+live and has the live interface."""
 
 from __future__ import annotations
 
@@ -16,11 +17,24 @@ from mm.adapters.errors import (
     OrderPriceError,
     OrderRejectedError,
 )
+from mm.adapters.fill_models import CrossFillModel, QueueFillModel, TradeThroughFillModel
 from mm.adapters.mock import MockExchangeAdapter
 from mm.adapters.paper import PaperExecution
 from mm.clock import SimulatedClock
 from mm.domain.book import OrderBook
-from mm.domain.orders import OrderRequest, OrderStatus
+from mm.domain.events import (
+    BookState,
+    BookUpdated,
+    ConnectionState,
+    ExchangeEvent,
+    FillEvent,
+    MarketLifecycle,
+    OrderUpdate,
+    PublicTrade,
+    ResyncRequired,
+    Settlement,
+)
+from mm.domain.orders import Fill, Order, OrderRequest, OrderStatus
 from mm.domain.price import Price, Quantity
 from mm.domain.sides import OrderSide, Side, TimeInForce
 from mm.domain.ticks import TickGrid
@@ -70,7 +84,8 @@ def clock() -> SimulatedClock:
 
 @pytest.fixture
 def paper(clock: SimulatedClock) -> PaperExecution:
-    return PaperExecution(None, clock, starting_balance=Decimal(100))
+    """The requirements' top-of-book crossing rule (the tests below were written for it)."""
+    return PaperExecution(None, clock, starting_balance=Decimal(100), fill_model=CrossFillModel())
 
 
 # ---------------------------------------------------------------- the crossing rule
@@ -182,7 +197,9 @@ async def test_ioc_remainder_is_cancelled_and_fok_needs_full_size(paper: PaperEx
 
 
 async def test_post_only_enforcement_is_optional(clock: SimulatedClock) -> None:
-    strict = PaperExecution(None, clock, starting_balance=Decimal(100), enforce_post_only=True)
+    strict = PaperExecution(
+        None, clock, starting_balance=Decimal(100), enforce_post_only=True, fill_model=CrossFillModel()
+    )
     strict.on_book("M1", book())
     with pytest.raises(OrderRejectedError) as info:
         await strict.place_order(bid("p", "0.60"))
@@ -293,3 +310,195 @@ def test_identical_interface(clock: SimulatedClock) -> None:
             if isinstance(base, property):
                 continue
             assert inspect.signature(ours) == inspect.signature(base), (cls.__name__, name)
+
+
+# ---------------------------------------------------------------- fill models and live market data
+
+
+def trade(price: str, qty: int, taker: OrderSide, market: str = "M1", tid: str = "t1") -> PublicTrade:
+    return PublicTrade(market, tid, Price.from_decimal(price), Quantity.contracts(qty), taker, T0)
+
+
+class BookMock(MockExchangeAdapter):
+    """A data venue that keeps live books (the plain mock keeps none)."""
+
+    def book(self, market_id: str) -> OrderBook | None:
+        return self.books.get(market_id)
+
+
+def recorder(adapter: PaperExecution) -> list[ExchangeEvent]:
+    seen: list[ExchangeEvent] = []
+
+    async def handler(event: ExchangeEvent) -> None:
+        seen.append(event)
+
+    adapter.on_event(handler)
+    return seen
+
+
+def kinds(events: list[ExchangeEvent]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+async def test_default_model_is_trade_through(clock: SimulatedClock) -> None:
+    paper = PaperExecution(None, clock, starting_balance=Decimal(100))
+    assert isinstance(paper.fill_model, TradeThroughFillModel)
+    await paper.place_order(bid("b", "0.50", 10))
+    assert paper.on_book("M1", book(bid=("0.40", 5), ask=("0.45", 50))) == []  # a displayed cross is not a trade
+    assert paper.on_trade(trade("0.50", 50, OrderSide.SELL)) == []  # a touch does not fill
+    [fill] = paper.on_trade(trade("0.49", 4, OrderSide.SELL))
+    assert (fill.price, fill.quantity, fill.is_taker) == (Price(5000), Quantity.contracts(4), False)
+    assert paper.orders["paper-1"].status is OrderStatus.PARTIALLY_FILLED
+    # A NO order fills in its own contract's price.
+    await paper.place_order(req("n", "0.45", 2, side=Side.NO))  # = YES ask at 0.55
+    [no_fill] = paper.on_trade(trade("0.56", 9, OrderSide.BUY))
+    assert (no_fill.side, no_fill.price, no_fill.quantity) == (Side.NO, Price(4500), Quantity.contracts(2))
+
+
+async def test_crossing_order_is_a_taker_in_every_model(clock: SimulatedClock) -> None:
+    for model in (CrossFillModel(), TradeThroughFillModel(), QueueFillModel()):
+        paper = PaperExecution(None, clock, starting_balance=Decimal(100), fill_model=model)
+        paper.on_book("M1", book(ask=("0.60", 5)))
+        order = await paper.place_order(bid("t", "0.61", 8))
+        assert (order.status, order.filled) == (OrderStatus.PARTIALLY_FILLED, Quantity.contracts(5)), model.name
+        [fill] = paper.fills
+        assert fill.is_taker and fill.price == Price(6000)
+
+
+async def test_market_data_from_the_data_adapter_drives_paper_fills_and_events(clock: SimulatedClock) -> None:
+    data = MockExchangeAdapter(clock)
+    paper = PaperExecution(data, clock, starting_balance=Decimal(100))
+    seen = recorder(paper)
+    await paper.place_order(ask("a", "0.58", 10))
+    [opened] = seen
+    assert isinstance(opened, OrderUpdate) and opened.order.status is OrderStatus.OPEN
+    seen.clear()
+    print_ = trade("0.60", 4, OrderSide.BUY)
+    await data.emit(print_)
+    assert kinds(seen) == ["FillEvent", "OrderUpdate", "PublicTrade"]
+    fill_event, update, forwarded = seen
+    assert isinstance(fill_event, FillEvent) and isinstance(update, OrderUpdate)
+    assert (fill_event.fill.price, fill_event.fill.quantity, fill_event.fill.is_taker) == (
+        Price(5800),
+        Quantity.contracts(4),
+        False,
+    )
+    assert update.order.status is OrderStatus.PARTIALLY_FILLED and update.order.filled == Quantity.contracts(4)
+    assert forwarded is print_
+    assert paper.fills == [fill_event.fill]
+    assert [op for op, _ in data.calls if op in ("place_order", "amend_order", "cancel_order")] == []
+    assert data.orders == {} and data.fills == []
+
+
+async def test_book_updates_are_remembered_and_forwarded(clock: SimulatedClock) -> None:
+    data = MockExchangeAdapter(clock)
+    paper = PaperExecution(data, clock, starting_balance=Decimal(100))
+    seen = recorder(paper)
+    update = BookUpdated("M1", book(ask=("0.60", 5)), T0)
+    await data.emit(update)
+    assert seen == [update]
+    order = await paper.place_order(bid("t", "0.60", 3))  # crosses the book the event carried
+    assert order.status is OrderStatus.FILLED and paper.fills[0].is_taker
+    assert kinds(seen[1:]) == ["OrderUpdate", "FillEvent", "OrderUpdate"]
+    assert "place_order" not in [op for op, _ in data.calls]
+
+
+async def test_real_account_events_are_not_forwarded_but_market_events_are(clock: SimulatedClock) -> None:
+    data = MockExchangeAdapter(clock)
+    paper = PaperExecution(data, clock, starting_balance=Decimal(100))
+    seen = recorder(paper)
+    real = Order.pending(bid("real", "0.50"), T0).acknowledged("venue-1", T0)
+    real_fill = Fill(
+        "f", "venue-1", "real", "M1", Side.YES, OrderSide.BUY, Price(5000), Quantity(100), Decimal(0), False, T0
+    )
+    settlement = Settlement(
+        "M1", "yes", Quantity(100), Quantity(0), Decimal(1), Decimal(0), Decimal(1), Decimal(1), Decimal(0), T0
+    )
+    market_events: list[ExchangeEvent] = [
+        MarketLifecycle("M1", "deactivated", T0, paused=True),
+        BookState("M1", True, "gap", T0),
+        ConnectionState(False, "closed", T0),
+        ResyncRequired("books", "M1", "gap", T0),
+    ]
+    account_events: list[ExchangeEvent] = [
+        OrderUpdate(real, T0),
+        FillEvent(real_fill),
+        settlement,
+        ResyncRequired("orders", None, "unreadable fill", T0),
+    ]
+    for event in [*account_events, *market_events]:
+        await data.emit(event)
+    assert seen == market_events
+    assert paper.orders == {} and paper.fills == [] and await paper.get_positions() == []
+
+
+async def test_book_and_staleness_come_from_the_data_adapter(clock: SimulatedClock) -> None:
+    data = BookMock(clock)
+    paper = PaperExecution(data, clock, starting_balance=Decimal(100))
+    assert paper.book("M1") is None and paper.is_stale("M1")
+    live = book(ask=("0.60", 5))
+    data.books["M1"] = live
+    assert paper.book("M1") is live and not paper.is_stale("M1")
+    # No BookUpdated seen yet: a crossing order still matches against the venue's live book.
+    order = await paper.place_order(bid("t", "0.60", 2))
+    assert order.status is OrderStatus.FILLED
+    alone = PaperExecution(None, clock, starting_balance=Decimal(100))
+    assert alone.book("M1") is None and alone.is_stale("M1")
+    alone.on_book("M1", live)
+    assert alone.book("M1") is live and not alone.is_stale("M1")
+
+
+async def test_queue_model_through_paper(clock: SimulatedClock) -> None:
+    data = MockExchangeAdapter(clock)
+    model = QueueFillModel()
+    paper = PaperExecution(data, clock, starting_balance=Decimal(100), fill_model=model)
+    await data.emit(BookUpdated("M1", book(bid=("0.40", 5), ask=("0.60", 5)), T0))
+    await paper.place_order(bid("b", "0.40", 10))
+    assert model.queue_ahead("paper-1") == Quantity.contracts(5).units
+    await data.emit(trade("0.40", 3, OrderSide.SELL))
+    assert paper.fills == []
+    await data.emit(trade("0.40", 4, OrderSide.SELL, tid="t2"))
+    assert [f.quantity for f in paper.fills] == [Quantity.contracts(2)]
+    # A new price loses queue priority: the order re-queues behind the 0.39 level.
+    await data.emit(BookUpdated("M1", book(bid=("0.39", 7), ask=("0.60", 5)), T0))
+    await paper.amend_order("paper-1", price=Price(3900), quantity=Quantity.contracts(10))
+    assert model.queue_ahead("paper-1") == Quantity.contracts(7).units
+    # A pure decrease keeps it.
+    await data.emit(trade("0.39", 2, OrderSide.SELL, tid="t3"))
+    await paper.amend_order("paper-1", price=Price(3900), quantity=Quantity.contracts(9))
+    assert model.queue_ahead("paper-1") == Quantity.contracts(5).units
+    await paper.cancel_order("paper-1")
+    assert model.queue_ahead("paper-1") is None
+
+
+async def test_handlers_do_not_nest_and_a_failing_one_is_counted(clock: SimulatedClock) -> None:
+    data = MockExchangeAdapter(clock)
+    lines: list[str] = []
+    paper = PaperExecution(data, clock, starting_balance=Decimal(100), log=lines.append)
+    order_of_delivery: list[str] = []
+
+    async def requote(event: ExchangeEvent) -> None:
+        order_of_delivery.append(type(event).__name__)
+        if isinstance(event, BookUpdated):
+            await paper.place_order(bid("q", "0.45"))  # its OrderUpdate is delivered after this handler
+            order_of_delivery.append("requote done")
+
+    async def broken(event: ExchangeEvent) -> None:
+        raise RuntimeError("consumer bug")
+
+    paper.on_event(requote)
+    paper.on_event(broken)
+    await data.emit(BookUpdated("M1", book(), T0))
+    assert order_of_delivery == ["BookUpdated", "requote done", "OrderUpdate"]
+    assert paper.handler_failures == 2 and len(lines) == 2 and "consumer bug" in lines[0]
+
+
+async def test_direct_feed_queues_events_until_flushed(clock: SimulatedClock) -> None:
+    paper = PaperExecution(None, clock, starting_balance=Decimal(100))
+    await paper.place_order(bid("b", "0.50"))
+    seen = recorder(paper)
+    paper.on_trade(trade("0.49", 10, OrderSide.SELL))
+    assert seen == []
+    await paper.flush_events()
+    assert kinds(seen) == ["FillEvent", "OrderUpdate"]
+    assert isinstance(seen[1], OrderUpdate) and seen[1].order.status is OrderStatus.FILLED

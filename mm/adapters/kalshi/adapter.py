@@ -7,10 +7,9 @@ which speaks the same API.
 
 Choices:
 
-* Every REST call first takes a token from the optional :class:`ClientRateLimiter` (reads vs writes, FR-603):
-  one token per call (a paginated read takes one token for the call, not per page); a batch create takes one
-  write token per order, a batch cancel one per five cancels (Kalshi charges a cancel 0.2 of a create, §9),
-  both capped at the bucket's capacity.
+* Rate limiting (FR-603) happens in :class:`KalshiRestClient`: every HTTP request it sends, pages and retries
+  included, is charged its Kalshi cost by the client's :class:`ClientRateLimiter` (``limiter=`` here attaches
+  one to the REST client).
 * A create ack carries only ``fill_count``/``remaining_count``: the :class:`Order` is the caller's request
   acknowledged with that fill; ``remaining == 0`` with a full fill is FILLED, with less (IOC, post-only cross
   refused by the venue) CANCELLED, a partial fill that still rests PARTIALLY_FILLED, else OPEN.
@@ -21,21 +20,35 @@ Choices:
   ``series_ticker`` when sent, else the part of ``event_ticker`` before the first ``-``.
 * Tick grids of markets seen by :meth:`list_markets` / :meth:`get_market` are cached; :meth:`subscribe_market`
   fetches the market first when its grid is unknown (the book needs it). ``grid_for`` overrides the lookup.
-* WebSocket messages of the user channels (``fill``, ``user_order``) are passed to handlers registered with
-  :meth:`on_user_message`; book messages go to the :class:`BookFeed`.
+* Streams become domain events (:mod:`mm.domain.events`) for the handlers registered with :meth:`on_event`:
+  ``fill`` → ``FillEvent``, ``user_order`` → ``OrderUpdate``, ``trade`` → ``PublicTrade``,
+  ``market_lifecycle_v2`` → ``MarketLifecycle``; book messages go to the :class:`BookFeed` and come out as
+  ``BookUpdated`` (usable book changed) and ``BookState`` (stale / fresh); the socket's up and down as
+  ``ConnectionState`` (and the ``mm_websocket_connected`` gauge). The user channels (``fill``,
+  ``user_orders``) and ``market_lifecycle_v2`` are subscribed for all markets at :meth:`connect`;
+  ``orderbook_delta`` and ``trade`` per market by :meth:`subscribe_market`, removed by
+  :meth:`unsubscribe_market` (``update_subscription``/``delete_markets``).
+* A stream message we cannot read is counted (``mm_malformed_messages_total``), logged and answered with a
+  resync: a book message by :class:`BookFeed` (snapshot), an undecodable frame by resyncing every book, a
+  ``fill``/``user_order`` by a ``ResyncRequired(scope="orders")`` event telling the core to re-read orders and
+  fills over REST. Nothing raises out of the stream task.
+* :meth:`disconnect` closes the stream and the HTTP connections; :meth:`connect` afterwards opens them again
+  with every subscription restored.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from mm.adapters.base import Capabilities, ExchangeAdapter, MarketInfo, MessageHandler
 from mm.adapters.errors import ExchangeError, OrderRejectedError
-from mm.adapters.kalshi.book_feed import BookFeed
+from mm.adapters.kalshi.book_feed import BookFeed, MalformedMessageError, parse_count, parse_price
 from mm.adapters.kalshi.mapping import (
+    WireFormatError,
     balance_from_wire,
     fill_from_wire,
     order_from_wire,
@@ -44,14 +57,33 @@ from mm.adapters.kalshi.mapping import (
     position_from_wire,
 )
 from mm.adapters.kalshi.rest import KalshiRestClient, item_error
+from mm.adapters.kalshi.stream_mapping import (
+    fill_event_from_ws,
+    lifecycle_from_ws,
+    order_update_from_ws,
+    public_trade_from_ws,
+    settlement_from_wire,
+)
 from mm.adapters.kalshi.ws import KalshiWebSocket
 from mm.adapters.ratelimit import ClientRateLimiter
 from mm.clock import Clock
 from mm.domain.book import OrderBook
+from mm.domain.events import (
+    BookState,
+    BookUpdated,
+    ConnectionState,
+    ExchangeEvent,
+    PublicTrade,
+    ResyncRequired,
+    Settlement,
+)
 from mm.domain.orders import Fill, Order, OrderRequest, OrderStatus
 from mm.domain.portfolio import Balance, Position
 from mm.domain.price import Price, Quantity
 from mm.domain.ticks import TickGrid
+from mm.observability.metrics import Metrics
+
+_logger = logging.getLogger(__name__)
 
 __all__ = ["KALSHI_CAPABILITIES", "KalshiAdapter", "market_info_from_wire", "normalise_status"]
 
@@ -71,8 +103,11 @@ KALSHI_CAPABILITIES: Final = Capabilities(
 """Kalshi at the Basic tier (kalshi-api.md §4, §9)."""
 
 BOOK_CHANNELS: Final = ["orderbook_delta"]
-USER_CHANNELS: Final = ["fill", "user_orders"]
-_USER_TYPES: Final = frozenset({"fill", "user_order", "user_orders"})
+MARKET_CHANNELS: Final = ["orderbook_delta", "trade"]
+"""Subscribed per market by :meth:`KalshiAdapter.subscribe_market`."""
+ACCOUNT_CHANNELS: Final = ["fill", "user_orders", "market_lifecycle_v2"]
+"""Subscribed for all markets at connect: our orders and fills anywhere, every market's lifecycle."""
+_BOOK_TYPES: Final = frozenset({"orderbook_snapshot", "orderbook_delta"})
 
 _STATUS: Final = {
     "unopened": "initialized",
@@ -160,23 +195,35 @@ class KalshiAdapter(ExchangeAdapter):
         stp: str = "maker",
         capabilities: Capabilities = KALSHI_CAPABILITIES,
         log: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
+        exchange_label: str = "kalshi",
     ) -> None:
         self.rest = rest
+        if limiter is not None:
+            rest.limiter = limiter
         self.ws = ws
         self._clock = clock
-        self.limiter = limiter
         self._stp = stp
         self._capabilities = capabilities
         self._grids: dict[str, TickGrid] = {}
         self._grid_for = grid_for
         self._subscribed: dict[str, None] = {}
-        self._user_handlers: list[MessageHandler] = []
+        self._raw_handlers: list[MessageHandler] = []
         self._connected = False
         self._listening = False
+        self._log = log if log is not None else _logger.warning
+        self._metrics = metrics
+        self._label = exchange_label
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.malformed: dict[str, int] = {}
+        """Stream messages we could not read, by message type."""
+        self.handler_failures = 0
         self.feed: BookFeed | None = None
         if ws is not None:
             self.feed = BookFeed(ws.request_snapshot, self._grid_of, clock, log=log)
-            ws.on_connected(self.feed.connection_reset)
+            ws.on_connected(self._stream_up)
+            ws.on_disconnected(self._stream_down)
+            ws.on_malformed(self._undecodable_frame)
 
     # ------------------------------------------------------------------ helpers
 
@@ -188,24 +235,132 @@ class KalshiAdapter(ExchangeAdapter):
             raise KeyError(f"no tick grid known for market {market_id!r}")
         return grid
 
-    async def _read(self) -> None:
-        if self.limiter is not None:
-            await self.limiter.read()
-
-    async def _write(self, tokens: float = 1) -> None:
-        if self.limiter is not None:
-            await self.limiter.write(min(tokens, self.limiter.writes.capacity))
-
     def _remember(self, info: MarketInfo) -> MarketInfo:
         self._grids[info.market_id] = info.grid
         return info
 
-    async def _dispatch(self, message: dict[str, Any]) -> None:
+    async def _publish(self, event: ExchangeEvent) -> None:
+        for exc in await self.emit(event):
+            self.handler_failures += 1
+            self._log(f"event handler failed on {type(event).__name__}: {exc!r}")
+
+    def _publish_soon(self, event: ExchangeEvent) -> None:
+        """From a synchronous hook: publish on the loop (connection changes must not wait for the next frame)."""
+        task = asyncio.get_running_loop().create_task(self._publish(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _count_malformed(self, channel: str, why: str) -> None:
+        self.malformed[channel] = self.malformed.get(channel, 0) + 1
+        if self._metrics is not None:
+            self._metrics.malformed_messages.labels(exchange=self._label, channel=channel).inc()
+        self._log(f"malformed {channel} message: {why}")
+
+    def _set_connected_gauge(self, up: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.websocket_connected.labels(exchange=self._label).set(1 if up else 0)
+
+    def _stream_up(self) -> None:
         if self.feed is not None:
-            await self.feed.handle(message)
-        if message.get("type") in _USER_TYPES:
-            for handler in list(self._user_handlers):
-                await handler(message)
+            self.feed.connection_reset()
+        self._set_connected_gauge(True)
+        reconnects = self.ws.reconnects if self.ws is not None else 0
+        self._publish_soon(ConnectionState(True, "connected", self._clock.now_us(), reconnects))
+        self._publish_transitions()
+
+    def _stream_down(self, reason: str) -> None:
+        self._set_connected_gauge(False)
+        reconnects = self.ws.reconnects if self.ws is not None else 0
+        self._publish_soon(ConnectionState(False, reason, self._clock.now_us(), reconnects))
+        if self.feed is not None:
+            self.feed.mark_all_stale("disconnected")
+            self._publish_transitions()
+        # Fills and order updates sent while we were away are lost with the socket: re-read them over REST.
+        self._publish_soon(ResyncRequired("orders", None, f"stream lost: {reason}", self._clock.now_us()))
+
+    def _undecodable_frame(self) -> None:
+        self._count_malformed("unknown", "frame is not a JSON object")
+        if self.feed is not None:
+            self.feed.resync_all("undecodable frame")
+            self._publish_transitions()
+        # It may have been a fill or an order update.
+        self._publish_soon(ResyncRequired("orders", None, "undecodable frame", self._clock.now_us()))
+
+    def _publish_transitions(self) -> None:
+        if self.feed is None:
+            return
+        now = self._clock.now_us()
+        for ticker, stale, reason in self.feed.drain_transitions():
+            self._publish_soon(BookState(ticker, stale, reason, now))
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        for handler in list(self._raw_handlers):
+            await handler(message)
+        if kind in _BOOK_TYPES or kind in ("ok", "unsubscribed"):
+            await self._on_book_message(message)
+            return
+        body = message.get("msg")
+        if kind not in ("fill", "user_order", "trade", "market_lifecycle_v2"):
+            return
+        if not isinstance(body, dict):
+            self._on_unreadable(str(kind), "msg is not an object")
+            return
+        event: ExchangeEvent
+        try:
+            if kind == "fill":
+                event = fill_event_from_ws(body)
+            elif kind == "user_order":
+                event = order_update_from_ws(body)
+            elif kind == "trade":
+                event = public_trade_from_ws(body)
+            else:
+                event = lifecycle_from_ws(body, self._clock.now_us())
+        except (WireFormatError, ValueError, KeyError, TypeError) as exc:
+            self._on_unreadable(str(kind), str(exc))
+            return
+        if kind == "market_lifecycle_v2":
+            self._on_lifecycle_grid(body)
+        elif isinstance(event, PublicTrade) and event.market_id not in self._subscribed:
+            return  # in flight when the market was unsubscribed
+        await self._publish(event)
+
+    def _on_unreadable(self, kind: str, why: str) -> None:
+        self._count_malformed(kind, why)
+        if kind in ("fill", "user_order"):
+            self._publish_soon(ResyncRequired("orders", None, f"unreadable {kind}: {why}", self._clock.now_us()))
+
+    def _on_lifecycle_grid(self, body: Mapping[str, Any]) -> None:
+        ranges = body.get("price_ranges")
+        ticker = body.get("market_ticker")
+        if not ranges or not isinstance(ticker, str):
+            return
+        grid = TickGrid.from_price_ranges(ranges)
+        old = self._grids.get(ticker)
+        self._grids[ticker] = grid
+        if old is not None and old != grid and self.feed is not None and self._grid_for is None:
+            self.feed.regrid(ticker)
+            self._publish_transitions()
+
+    async def _on_book_message(self, message: dict[str, Any]) -> None:
+        feed = self.feed
+        if feed is None:
+            return
+        malformed_before = feed.malformed
+        ticker = feed.apply(message)  # always: the sid's seq counts every message, whatever its market
+        if ticker is not None and ticker not in self._subscribed:
+            feed.forget(ticker)  # in flight when the market was unsubscribed
+            feed.drain_transitions()
+            ticker = None
+        if feed.malformed != malformed_before:
+            self._count_malformed(str(message.get("type")), "see the book feed log")
+        now = self._clock.now_us()
+        for changed, stale, reason in feed.drain_transitions():
+            await self._publish(BookState(changed, stale, reason, now))
+        if ticker is not None and not feed.is_stale(ticker):
+            book = feed.book(ticker)
+            if book is not None:
+                await self._publish(BookUpdated(ticker, book, now))
 
     def _order_from_ack(self, request: OrderRequest, ack: Mapping[str, Any]) -> Order:
         now = self._clock.now_us()
@@ -233,6 +388,10 @@ class KalshiAdapter(ExchangeAdapter):
     # ------------------------------------------------------------------ capabilities, connection, streams
 
     @property
+    def limiter(self) -> ClientRateLimiter | None:
+        return self.rest.limiter
+
+    @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
@@ -241,25 +400,37 @@ class KalshiAdapter(ExchangeAdapter):
         return self._connected
 
     async def connect(self) -> None:
+        """Open the HTTP client and the stream (again, after :meth:`disconnect`), subscribing the account
+        channels and every market subscribed before."""
         if self._connected:
             return
+        self.rest.reopen()
         if self.ws is not None:
             if not self._listening:
                 await self.ws.on_message(self._dispatch)
                 self._listening = True
+            await self.ws.subscribe(ACCOUNT_CHANNELS)
             await self.ws.connect()
         self._connected = True
 
     async def disconnect(self) -> None:
-        """Close the stream and the REST client (this adapter cannot be reconnected afterwards)."""
+        """Close the stream and the HTTP connections; :meth:`connect` reopens both."""
         if self.ws is not None:
             await self.ws.close()
+            self._set_connected_gauge(False)
+            if self.feed is not None:
+                self.feed.mark_all_stale("disconnected")
+                for ticker, stale, reason in self.feed.drain_transitions():
+                    await self._publish(BookState(ticker, stale, reason, self._clock.now_us()))
+            await self._publish(ConnectionState(False, "disconnect requested", self._clock.now_us()))
+        for task in list(self._tasks):
+            task.cancel()
         await self.rest.aclose()
         self._connected = False
 
-    async def on_user_message(self, handler: MessageHandler) -> None:
-        """Receive every ``fill`` / ``user_order`` WebSocket message (after subscribing a market)."""
-        self._user_handlers.append(handler)
+    async def on_raw_message(self, handler: MessageHandler) -> None:
+        """Receive every decoded WebSocket message before it is mapped (diagnostics, recording)."""
+        self._raw_handlers.append(handler)
 
     async def subscribe_market(self, market_id: str) -> None:
         if self.ws is None:
@@ -267,13 +438,16 @@ class KalshiAdapter(ExchangeAdapter):
         if self._grid_for is None and market_id not in self._grids:
             await self.get_market(market_id)
         self._subscribed[market_id] = None
-        await self.ws.subscribe(BOOK_CHANNELS, [market_id])
-        await self.ws.subscribe(USER_CHANNELS, [market_id])
+        for channel in MARKET_CHANNELS:
+            await self.ws.subscribe([channel], [market_id])
 
     async def unsubscribe_market(self, market_id: str) -> None:
-        """Stop using the market's book here. The venue stream is kept (Kalshi's per-market unsubscribe needs
-        ``update_subscription``; its messages for this market are still applied but nobody reads them)."""
+        """Stop the market's book and trade streams at the venue and drop its book here."""
         self._subscribed.pop(market_id, None)
+        if self.ws is not None:
+            await self.ws.unsubscribe(MARKET_CHANNELS, [market_id])
+        if self.feed is not None:
+            self.feed.forget(market_id)
 
     @property
     def subscribed_markets(self) -> list[str]:
@@ -288,17 +462,14 @@ class KalshiAdapter(ExchangeAdapter):
     # ------------------------------------------------------------------ orders
 
     async def place_order(self, order: OrderRequest) -> Order:
-        await self._write()
         ack = await self.rest.create_order(order_request_body(order, stp=self._stp))
         return self._order_from_ack(order, ack)
 
     async def cancel_order(self, order_id: str) -> None:
-        await self._write(0.2)
         await self.rest.cancel_order(order_id)
 
     async def amend_order(self, order_id: str, *, price: Price, quantity: Quantity) -> Order:
         """Native V2 amend: ``price`` is the YES price of the order as Kalshi holds it, ``quantity`` the new total."""
-        await self._write()
         current = await self._get_order(order_id)
         body = {
             "ticker": current.request.market_id,
@@ -310,13 +481,11 @@ class KalshiAdapter(ExchangeAdapter):
         return await self._get_order(order_id)
 
     async def _get_order(self, order_id: str) -> Order:
-        await self._read()
         return order_from_wire(await self.rest.order(order_id))
 
     async def place_orders(self, orders: Sequence[OrderRequest]) -> list[Order | ExchangeError]:
         if not orders:
             return []
-        await self._write(len(orders))
         answers = await self.rest.batch_create([order_request_body(o, stp=self._stp) for o in orders])
         results: list[Order | ExchangeError] = []
         for i, request in enumerate(orders):
@@ -330,7 +499,6 @@ class KalshiAdapter(ExchangeAdapter):
     async def cancel_orders(self, order_ids: Sequence[str]) -> list[ExchangeError | None]:
         if not order_ids:
             return []
-        await self._write(max(1, math.ceil(len(order_ids) / 5)))
         answers = await self.rest.batch_cancel(order_ids)
         results: list[ExchangeError | None] = []
         for i, order_id in enumerate(order_ids):
@@ -342,26 +510,21 @@ class KalshiAdapter(ExchangeAdapter):
 
     async def decrease_order(self, order_id: str, *, reduce_to: Quantity) -> None:
         """Native decrease keeping queue priority (``reduce_to`` = new remaining size)."""
-        await self._write()
         await self.rest.decrease_order(order_id, reduce_to=reduce_to.to_fp())
 
     # ------------------------------------------------------------------ portfolio
 
     async def get_positions(self) -> list[Position]:
-        await self._read()
         positions = [position_from_wire(p) async for p in self.rest.positions()]
         return [p for p in positions if not (p.yes.is_zero and p.no.is_zero)]
 
     async def get_balance(self) -> Balance:
-        await self._read()
         return balance_from_wire(await self.rest.balance())
 
     async def get_open_orders(self, market_id: str | None = None) -> list[Order]:
-        await self._read()
         return [order_from_wire(o) async for o in self.rest.orders(ticker=market_id, status="resting")]
 
     async def get_order_by_client_id(self, client_order_id: str, market_id: str | None = None) -> Order | None:
-        await self._read()
         async for o in self.rest.orders(ticker=market_id):
             if o.get("client_order_id") == client_order_id:
                 return order_from_wire(o)
@@ -369,7 +532,6 @@ class KalshiAdapter(ExchangeAdapter):
 
     async def get_fills(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Fill]:
         """Our fills, oldest first; ``since_us`` is inclusive (the venue filters by whole seconds first)."""
-        await self._read()
         min_ts = since_us // 1_000_000 if since_us is not None else None
         fills = [fill_from_wire(f) async for f in self.rest.fills(ticker=market_id, min_ts=min_ts)]
         kept = [f for f in fills if since_us is None or f.timestamp_us >= since_us]
@@ -381,7 +543,6 @@ class KalshiAdapter(ExchangeAdapter):
         raw: list[dict[str, Any]] = []
         wanted_series: list[str | None] = list(series) or [None]
         for series_ticker in wanted_series:
-            await self._read()
             filters = {"series_ticker": series_ticker} if series_ticker else {}
             raw.extend([m async for m in self.rest.markets(**filters)])
         infos = [self._remember(market_info_from_wire(m)) for m in raw]
@@ -392,6 +553,27 @@ class KalshiAdapter(ExchangeAdapter):
             infos = [i for i in infos if i.status == wanted]
         return infos
 
+    async def get_settlements(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Settlement]:
+        """Markets we held that paid out, oldest first; ``since_us`` inclusive (the venue filters by seconds)."""
+        min_ts = since_us // 1_000_000 if since_us is not None else None
+        rows = [settlement_from_wire(r) async for r in self.rest.settlements(ticker=market_id, min_ts=min_ts)]
+        kept = [r for r in rows if since_us is None or r.settled_us >= since_us]
+        return sorted(kept, key=lambda r: (r.settled_us, r.market_id))
+
+    async def get_orderbook(self, market_id: str) -> OrderBook:
+        """``GET /markets/{ticker}/orderbook`` (full depth) as an :class:`OrderBook` on the market's grid."""
+        if self._grid_for is None and market_id not in self._grids:
+            await self.get_market(market_id)
+        answer = await self.rest.orderbook(market_id)
+        levels = answer.get("orderbook_fp") or answer.get("orderbook") or {}
+        try:
+            yes = [(parse_price(p), parse_count(c)) for p, c in levels.get("yes_dollars") or []]
+            no = [(parse_price(p), parse_count(c)) for p, c in levels.get("no_dollars") or []]
+        except (MalformedMessageError, ValueError, TypeError) as exc:
+            raise ExchangeError(f"GET /markets/{market_id}/orderbook: unreadable levels ({exc})") from None
+        book = OrderBook(self._grid_of(market_id))
+        book.apply_snapshot(yes, no, self._clock.now_us())
+        return book
+
     async def get_market(self, market_id: str) -> MarketInfo:
-        await self._read()
         return self._remember(market_info_from_wire(await self.rest.market(market_id)))

@@ -20,6 +20,10 @@ Choices:
 * Malformed messages (missing fields, level strings that are not exact 4-dp prices / 2-dp counts) are counted
   in ``malformed`` and reported through ``log``; a malformed delta also makes its market stale (its change is
   lost), a malformed snapshot leaves the market stale. Nothing raises out of :meth:`apply`.
+* Staleness changes are recorded (``(ticker, stale, reason)`` in :meth:`drain_transitions`) and :meth:`apply`
+  returns the ticker whose book it changed, so the adapter can publish ``BookState`` / ``BookUpdated`` events.
+* :meth:`resync_all` (a frame the client could not even decode: we do not know which market it was for) marks
+  every book stale and asks for snapshots of every market of every sid.
 * NO levels are NO bids at NO-leg prices (``use_yes_price`` false, the default); with ``use_yes_price`` true
   they are YES-ask prices and are converted (NO bid = 1 - price).
 """
@@ -94,6 +98,7 @@ class BookFeed:
         self._stale: set[str] = set()
         self._last_seq: dict[int, int] = {}
         self._sid_tickers: dict[int, dict[str, None]] = {}
+        self._transitions: list[tuple[str, bool, str]] = []
         self.gaps = 0
         self.resyncs = 0
         """Snapshot requests made (one per ``request_snapshot`` call)."""
@@ -126,18 +131,66 @@ class BookFeed:
         """The connection was replaced: sids and seqs start over, and every book is stale until re-snapshotted."""
         self._last_seq.clear()
         self._sid_tickers.clear()
-        self._stale.update(self._books)
+        for ticker in list(self._books):
+            self._mark_stale(ticker, "connection reset")
 
-    def apply(self, message: Mapping[str, Any]) -> None:
+    def mark_all_stale(self, reason: str) -> None:
+        """Every book is stale (e.g. the connection dropped) until its next snapshot."""
+        for ticker in list(self._books):
+            self._mark_stale(ticker, reason)
+
+    def resync_all(self, reason: str) -> None:
+        """Mark every book stale and request a snapshot of every market of every sid."""
+        for ticker in list(self._books):
+            self._mark_stale(ticker, reason)
+        for sid, tickers in list(self._sid_tickers.items()):
+            if tickers:
+                self._resync(sid, list(tickers))
+
+    def forget(self, ticker: str) -> None:
+        """Stop keeping ``ticker``'s book (unsubscribed): its later messages, if any, start it afresh."""
+        self._books.pop(ticker, None)
+        self._stale.discard(ticker)
+        for tickers in self._sid_tickers.values():
+            tickers.pop(ticker, None)
+
+    def regrid(self, ticker: str) -> None:
+        """The market's tick grid changed: drop its book (the next snapshot builds it on the new grid) and ask
+        for that snapshot."""
+        if self._books.pop(ticker, None) is not None:
+            self._transitions.append((ticker, True, "tick grid changed"))
+        self._stale.add(ticker)
+        for sid, tickers in list(self._sid_tickers.items()):
+            if ticker in tickers:
+                self._resync(sid, [ticker])
+
+    def drain_transitions(self) -> list[tuple[str, bool, str]]:
+        """``(ticker, stale, reason)`` for every staleness change since the last call, in order."""
+        out, self._transitions = self._transitions, []
+        return out
+
+    def apply(self, message: Mapping[str, Any]) -> str | None:
+        """Apply one message; returns the ticker whose book it changed (None if none did)."""
         kind = message.get("type")
         sid = message.get("sid")
         seq = message.get("seq")
         if isinstance(sid, int) and isinstance(seq, int) and kind != "error" and not self._check_seq(sid, seq):
-            return
+            return None
         if kind == "orderbook_snapshot":
-            self._on_snapshot(sid, message.get("msg"))
-        elif kind == "orderbook_delta":
-            self._on_delta(sid, message.get("msg"))
+            return self._on_snapshot(sid, message.get("msg"))
+        if kind == "orderbook_delta":
+            return self._on_delta(sid, message.get("msg"))
+        return None
+
+    def _mark_stale(self, ticker: str, reason: str) -> None:
+        if ticker not in self._stale and ticker in self._books:
+            self._transitions.append((ticker, True, reason))
+        self._stale.add(ticker)
+
+    def _mark_fresh(self, ticker: str) -> None:
+        if ticker in self._stale or ticker not in self._books:
+            self._transitions.append((ticker, False, "snapshot"))
+        self._stale.discard(ticker)
 
     # ------------------------------------------------------------------ internals
 
@@ -152,7 +205,8 @@ class BookFeed:
             self.gaps += 1
             self._log(f"seq gap on sid {sid}: {last} -> {seq}")
             tickers = list(self._sid_tickers.get(sid, {}))
-            self._stale.update(tickers)
+            for ticker in tickers:
+                self._mark_stale(ticker, f"seq gap {last} -> {seq}")
             if tickers:
                 self._resync(sid, tickers)
         return True
@@ -167,7 +221,7 @@ class BookFeed:
         self.malformed += 1
         self._log(f"malformed orderbook message (sid {sid}, {ticker}): {why}")
         if ticker is not None:
-            self._stale.add(ticker)
+            self._mark_stale(ticker, f"malformed message: {why}")
             self._resync(sid, [ticker])
 
     def _levels(self, raw: object, side: Side) -> list[tuple[int, int]]:
@@ -185,11 +239,11 @@ class BookFeed:
     def _no_bid_price(self, units: int, side: Side) -> int:
         return PRICE_SCALE - units if side is Side.NO and self._use_yes_price else units
 
-    def _on_snapshot(self, sid: int | None, msg: object) -> None:
+    def _on_snapshot(self, sid: int | None, msg: object) -> str | None:
         ticker = msg.get("market_ticker") if isinstance(msg, dict) else None
         if not isinstance(msg, dict) or not isinstance(ticker, str):
             self._bad(sid, None, "snapshot without a market_ticker")
-            return
+            return None
         if isinstance(sid, int):
             self._sid_tickers.setdefault(sid, {})[ticker] = None
         try:
@@ -197,7 +251,7 @@ class BookFeed:
             no = self._levels(msg.get("no_dollars_fp"), Side.NO)
         except MalformedMessageError as exc:
             self._bad(sid, ticker, str(exc))
-            return
+            return None
         book = self._books.get(ticker)
         if book is None:
             book = OrderBook(self._grid_for(ticker))
@@ -205,26 +259,35 @@ class BookFeed:
             book.apply_snapshot(yes, no, self._clock.now_us())
         except BookIntegrityError as exc:
             self._bad(sid, ticker, str(exc))
-            return
+            return None
+        fresh = ticker not in self._books
         self._books[ticker] = book
         self.snapshots += 1
         if book.crossed:
             self._log(f"{ticker}: snapshot is crossed")
-            self._stale.add(ticker)
+            if fresh:
+                self._stale.add(ticker)
+            else:
+                self._mark_stale(ticker, "crossed snapshot")
             self._resync(sid, [ticker])
-            return
-        self._stale.discard(ticker)
+            return ticker
+        if fresh:
+            self._transitions.append((ticker, False, "snapshot"))
+            self._stale.discard(ticker)
+        else:
+            self._mark_fresh(ticker)
+        return ticker
 
-    def _on_delta(self, sid: int | None, msg: object) -> None:
+    def _on_delta(self, sid: int | None, msg: object) -> str | None:
         ticker = msg.get("market_ticker") if isinstance(msg, dict) else None
         if not isinstance(msg, dict) or not isinstance(ticker, str):
             self._bad(sid, None, "delta without a market_ticker")
-            return
+            return None
         if isinstance(sid, int):
             self._sid_tickers.setdefault(sid, {})[ticker] = None
         book = self._books.get(ticker)
         if book is None or ticker in self._stale:
-            return  # waiting for a snapshot
+            return None  # waiting for a snapshot
         try:
             side_text = msg.get("side")
             if side_text not in ("yes", "no"):
@@ -234,7 +297,7 @@ class BookFeed:
             delta = parse_count(msg.get("delta_fp"))
         except MalformedMessageError as exc:
             self._bad(sid, ticker, str(exc))
-            return
+            return None
         ts_ms = msg.get("ts_ms")
         ts_us = ts_ms * 1000 if isinstance(ts_ms, int) and not isinstance(ts_ms, bool) else self._clock.now_us()
         try:
@@ -242,14 +305,15 @@ class BookFeed:
         except BookIntegrityError as exc:
             self.integrity_errors += 1
             self._log(f"{ticker}: {exc}")
-            self._stale.add(ticker)
+            self._mark_stale(ticker, f"impossible delta: {exc}")
             self._resync(sid, [ticker])
-            return
+            return None
         self.deltas += 1
         if book.crossed:
             self._log(f"{ticker}: book crossed after a delta")
-            self._stale.add(ticker)
+            self._mark_stale(ticker, "crossed after a delta")
             self._resync(sid, [ticker])
+        return ticker
 
 
 def levels_of(book: OrderBook) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

@@ -147,8 +147,11 @@ def fill_from_wire(d: Mapping[str, Any]) -> Fill:
     if not ticker:
         raise WireFormatError("missing field 'ticker'")
     created = d.get("created_time")
+    ts_ms = d.get("ts_ms")
     if created:
         ts_us = parse_rfc3339_us(str(created))
+    elif isinstance(ts_ms, int) and not isinstance(ts_ms, bool):
+        ts_us = ts_ms * 1000  # the stream's millisecond time is finer than its deprecated ``ts`` seconds
     else:
         ts = _field(d, "ts")
         if isinstance(ts, bool) or not isinstance(ts, int):

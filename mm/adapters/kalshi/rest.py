@@ -11,13 +11,19 @@ Errors (§3) map onto :mod:`mm.adapters.errors` by HTTP status and Kalshi code (
 5xx / network / timeout → :class:`ExchangeUnavailableError`; 400 by code (balance, price, size, inactive market,
 other → :class:`OrderRejectedError`). Messages carry method, path, status and code — never headers or keys.
 
-Retries: reads and cancels (single and batch) retry 429, 500/502/503/504, timeouts and network errors up to
+Rate limits (FR-603): with a :class:`~mm.adapters.ratelimit.ClientRateLimiter`, **every** HTTP request — each
+page of a list, each retry, each recovery lookup — first takes its Kalshi cost from the limiter's read or write
+bucket (cancels queue ahead of creates). A 429 means the venue refused the request whole and nothing happened,
+so it is re-sent whatever the method (creates and batches included), up to ``max_retries`` times: with a limiter
+the bucket is penalised and the next acquire waits; without one the client sleeps the backoff below.
+
+Retries: reads and cancels (single and batch) also retry 500/502/503/504, timeouts and network errors up to
 ``max_retries`` times, sleeping ``Retry-After`` seconds if the answer has one, else 0.5, 1, 2 s (doubling).
 The sleep function is injectable so tests record the delays instead of waiting.
 
 Creates — **never a duplicate order**. A create is never blindly re-sent:
 
-* a 4xx (including 429) is raised at once — the venue refused it, nothing was created;
+* a 4xx other than 429 is raised at once — the venue refused it, nothing was created (429: see above);
 * on a timeout, network failure or 5xx the outcome is unknown. Without a ``client_order_id`` the create is not
   retried and :class:`ExchangeUnavailableError` is raised (the caller must reconcile). With one, the client backs
   off, looks the order up (``GET /portfolio/orders?ticker=…`` matching ``client_order_id``) and, if found,
@@ -54,6 +60,7 @@ from mm.adapters.errors import (
     RateLimitedError,
 )
 from mm.adapters.kalshi.signer import KalshiSigner
+from mm.adapters.ratelimit import ClientRateLimiter
 from mm.clock import Clock
 
 __all__ = ["KalshiRestClient", "error_from_body", "item_error"]
@@ -161,6 +168,7 @@ class KalshiRestClient:
         sleep: Sleep = asyncio.sleep,
         batch_limit: int = DEFAULT_BATCH_CREATE_LIMIT,
         batch_cancel_limit: int = DEFAULT_BATCH_CANCEL_LIMIT,
+        limiter: ClientRateLimiter | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -174,6 +182,9 @@ class KalshiRestClient:
         self._sleep = sleep
         self.batch_limit = batch_limit
         self.batch_cancel_limit = batch_cancel_limit
+        self.limiter = limiter
+        self._timeout_s = timeout_s
+        self._transport = transport
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
 
     async def __aenter__(self) -> KalshiRestClient:
@@ -184,6 +195,11 @@ class KalshiRestClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def reopen(self) -> None:
+        """A fresh connection pool after :meth:`aclose` (an adapter reconnecting); no-op while open."""
+        if self._http.is_closed:
+            self._http = httpx.AsyncClient(timeout=self._timeout_s, transport=self._transport)
 
     # --- transport ------------------------------------------------------------------------------------------
 
@@ -210,6 +226,21 @@ class KalshiRestClient:
         except httpx.TransportError as exc:
             raise ExchangeUnavailableError(f"{method} {endpoint}: network error ({type(exc).__name__})") from None
 
+    async def _metered_send(
+        self,
+        method: str,
+        endpoint: str,
+        params: Mapping[str, Any] | None,
+        body: object,
+        batch_creates: int,
+        batch_cancels: int,
+    ) -> httpx.Response:
+        if self.limiter is None:
+            return await self._send(method, endpoint, params, body)
+        path = self._base_path + endpoint
+        async with self.limiter.metered(method, path, batch_creates=batch_creates, batch_cancels=batch_cancels):
+            return await self._send(method, endpoint, params, body)
+
     @staticmethod
     def _parse(method: str, endpoint: str, response: httpx.Response) -> Any:
         if not response.content.strip():
@@ -235,13 +266,17 @@ class KalshiRestClient:
         params: Mapping[str, Any] | None = None,
         body: object = None,
         retry: bool = True,
+        batch_creates: int = 0,
+        batch_cancels: int = 0,
     ) -> Any:
-        """Send, retrying transient failures when ``retry``; return parsed JSON or raise a mapped error."""
+        """Send (through the rate limiter), retrying transient failures when ``retry`` and 429s always; return
+        parsed JSON or raise a mapped error."""
         attempt = 0
+        path = self._base_path + endpoint
         while True:
             response: httpx.Response | None = None
             try:
-                response = await self._send(method, endpoint, params, body)
+                response = await self._metered_send(method, endpoint, params, body, batch_creates, batch_cancels)
             except ExchangeUnavailableError:
                 if not retry or attempt >= self._max_retries:
                     raise
@@ -249,9 +284,18 @@ class KalshiRestClient:
                 status = response.status_code
                 if status < 400:
                     return self._parse(method, endpoint, response)
+                if status == 429:
+                    if self.limiter is not None:
+                        self.limiter.rate_limited(method, path)
+                    if attempt >= self._max_retries:
+                        raise error_from_body(method, path, status, self._parse(method, endpoint, response))
+                    attempt += 1
+                    if self.limiter is None:
+                        await self._sleep(self._backoff(attempt - 1, response))
+                    continue  # refused whole: re-sending cannot duplicate anything
                 if not retry or status not in RETRYABLE_STATUSES or attempt >= self._max_retries:
                     payload = self._parse(method, endpoint, response)
-                    raise error_from_body(method, self._base_path + endpoint, status, payload)
+                    raise error_from_body(method, path, status, payload)
             await self._sleep(self._backoff(attempt, response))
             attempt += 1
 
@@ -306,6 +350,14 @@ class KalshiRestClient:
         params = {"ticker": ticker, "min_ts": min_ts, "limit": limit}
         async for fill in self._pages("/portfolio/fills", "fills", params):
             yield fill
+
+    async def settlements(
+        self, *, ticker: str | None = None, min_ts: int | None = None, limit: int = PAGE_LIMIT
+    ) -> AsyncIterator[Json]:
+        """Our settlements (``min_ts`` in Unix seconds), newest first as the venue sends them."""
+        params = {"ticker": ticker, "min_ts": min_ts, "limit": limit}
+        async for row in self._pages("/portfolio/settlements", "settlements", params):
+            yield row
 
     async def orders(
         self, *, ticker: str | None = None, status: str | None = None, limit: int = PAGE_LIMIT
@@ -394,7 +446,9 @@ class KalshiRestClient:
         """
         results: list[Json] = []
         for chunk in _chunks([dict(o) for o in orders], self.batch_limit):
-            answer = await self._request("POST", f"{_ORDERS}/batched", body={"orders": chunk}, retry=False)
+            answer = await self._request(
+                "POST", f"{_ORDERS}/batched", body={"orders": chunk}, retry=False, batch_creates=len(chunk)
+            )
             results.extend(answer.get("orders") or [])
         return results
 
@@ -403,7 +457,7 @@ class KalshiRestClient:
         results: list[Json] = []
         for chunk in _chunks(list(order_ids), self.batch_cancel_limit):
             body = {"orders": [{"order_id": oid} for oid in chunk]}
-            answer = await self._request("DELETE", f"{_ORDERS}/batched", body=body)
+            answer = await self._request("DELETE", f"{_ORDERS}/batched", body=body, batch_cancels=len(chunk))
             results.extend(answer.get("orders") or [])
         return results
 

@@ -8,7 +8,14 @@
 * :meth:`subscribe` sends one ``subscribe`` per channel (as a current client does) with incrementing ids and
   records the desired subscriptions; sids are learnt from ``subscribed`` replies (:attr:`sids`).
 * One reader task decodes every text frame and awaits each registered handler in order. A frame that is not
-  a JSON object is counted in :attr:`malformed_count` and reported through ``log``; it never kills the reader.
+  a JSON object is counted in :attr:`malformed_count`, reported through ``log`` and passed to the
+  ``on_malformed`` hooks (the book feed resyncs: the lost frame may have been a delta); it never kills the reader.
+  A handler that raises is logged and counted in :attr:`handler_errors`; the reader goes on.
+* :meth:`unsubscribe` removes markets from a channel (``update_subscription``/``delete_markets``) or the whole
+  channel (``unsubscribe``) and forgets them for re-subscription.
+* ``on_disconnected`` hooks hear every loss of the connection (with the reason), ``on_connected`` hooks every
+  (re)connection: the adapter turns them into ``ConnectionState`` events and the ``mm_websocket_connected``
+  gauge.
 * When the connection closes or errors (or no frame at all, pings included, arrives within
   ``heartbeat_timeout_s``), the client reconnects with exponential backoff and jitter (:class:`ReconnectPolicy`,
   NFR-204), calls the ``on_connected`` hooks (e.g. :meth:`BookFeed.connection_reset`) and re-subscribes
@@ -99,6 +106,9 @@ class KalshiWebSocket(WebSocketClient):
         self._ws: _Connection | None = None
         self._handlers: list[MessageHandler] = []
         self._on_connected: list[Callable[[], None]] = []
+        self._on_disconnected: list[Callable[[str], None]] = []
+        self._on_malformed: list[Callable[[], None]] = []
+        self.handler_errors = 0
         self._desired: dict[str, tuple[dict[str, Any], dict[str, None] | None]] = {}
         self._next_id = 1
         self._supervisor: asyncio.Task[None] | None = None
@@ -150,6 +160,51 @@ class KalshiWebSocket(WebSocketClient):
     def on_connected(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` after every (re)connection, before re-subscribing (e.g. to reset seq state)."""
         self._on_connected.append(hook)
+
+    def on_disconnected(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(reason)`` whenever an established connection is lost (not on :meth:`close`)."""
+        self._on_disconnected.append(hook)
+
+    def on_malformed(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` after a frame that could not be decoded into a JSON object."""
+        self._on_malformed.append(hook)
+
+    async def unsubscribe(self, channels: list[str], market_ids: Sequence[str] = ()) -> None:
+        """Stop ``channels`` for ``market_ids`` (the whole channel if empty); not re-subscribed after reconnects.
+
+        With markets left on the channel the venue gets ``update_subscription``/``delete_markets``; when none
+        are left (or no markets were given) the channel's sid is ``unsubscribe``d.
+        """
+        for channel in channels:
+            entry = self._desired.get(channel)
+            if entry is None:
+                continue
+            extra, tickers = entry
+            drop_all = not market_ids or tickers is None
+            remaining: dict[str, None] = {}
+            if not drop_all and tickers is not None:
+                remaining = {t: None for t in tickers if t not in set(market_ids)}
+                drop_all = not remaining
+            sid = self.sids.get(channel)
+            if drop_all:
+                del self._desired[channel]
+                self.sids.pop(channel, None)
+                if self.connected and sid is not None:
+                    await self.send_command("unsubscribe", {"sids": [sid]})
+            else:
+                self._desired[channel] = (extra, remaining)
+                if self.connected and sid is not None:
+                    await self.send_command(
+                        "update_subscription",
+                        {"sid": sid, "market_tickers": list(market_ids), "action": "delete_markets"},
+                    )
+
+    def subscribed_tickers(self, channel: str) -> list[str] | None:
+        """The markets desired on ``channel`` (None = all markets; [] = not subscribed)."""
+        entry = self._desired.get(channel)
+        if entry is None:
+            return []
+        return None if entry[1] is None else list(entry[1])
 
     async def reconnect(self) -> None:
         """Drop the current connection and wait until the client is connected (and re-subscribed) again."""
@@ -253,6 +308,13 @@ class KalshiWebSocket(WebSocketClient):
         assert isinstance(ws, _Connection)
         return ws
 
+    def _went_down(self, reason: str) -> None:
+        for hook in self._on_disconnected:
+            try:
+                hook(reason)
+            except Exception as exc:
+                self._log(f"on_disconnected hook failed: {exc!r}")
+
     def _went_up(self) -> None:
         self.connected = True
         self.sids.clear()
@@ -280,6 +342,8 @@ class KalshiWebSocket(WebSocketClient):
                     self.last_error = exc
                     self._log(f"WebSocket reader failed: {exc!r}")
                 self.connected = False
+                if not self._closing:
+                    self._went_down(repr(self.last_error) if self.last_error is not None else "connection lost")
                 with contextlib.suppress(Exception):
                     await ws.close()
                 self._ws = None
@@ -322,6 +386,7 @@ class KalshiWebSocket(WebSocketClient):
             except TimeoutError:
                 if ws.frames == seen:
                     self._log(f"no frame for {self._heartbeat_timeout_s} s: reconnecting")
+                    self.last_error = TimeoutError(f"no frame for {self._heartbeat_timeout_s} s")
                     return
                 continue
             await self._dispatch(raw)
@@ -333,7 +398,9 @@ class KalshiWebSocket(WebSocketClient):
             message = None
         if not isinstance(message, dict):
             self.malformed_count += 1
-            self._log(f"malformed WebSocket frame ignored ({len(raw)} bytes)")
+            self._log(f"malformed WebSocket frame ({len(raw)} bytes): resyncing")
+            for hook in self._on_malformed:
+                hook()
             return
         if message.get("type") == "subscribed":
             msg = message.get("msg")
@@ -342,4 +409,8 @@ class KalshiWebSocket(WebSocketClient):
         elif message.get("type") == "error":
             self._log(f"WebSocket error reply: {message.get('msg')!r}")
         for handler in self._handlers:
-            await handler(message)
+            try:
+                await handler(message)
+            except Exception as exc:  # a consumer's bug must not kill the stream
+                self.handler_errors += 1
+                self._log(f"WebSocket message handler failed on {message.get('type')!r}: {exc!r}")

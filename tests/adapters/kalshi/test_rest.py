@@ -214,14 +214,23 @@ async def test_read_recovers_after_5xx(sim: Simulator) -> None:
         assert sleep.delays == [0.5]
 
 
-async def test_create_is_not_retried_on_429(sim: Simulator) -> None:
+async def test_create_is_resent_after_429_because_nothing_was_created(sim: Simulator) -> None:
     sleep = Recorder()
     async with client_for(sim, signer_of(sim), sleep) as client:
         ticker = (await open_tickers(client))[0]
         sim.state.faults.rest_429_rate = 1.0
         with pytest.raises(RateLimitedError):
             await client.create_order(order_body(ticker, "bid", "0.0100", "1", "r-1"))
-        assert sleep.delays == [] and not sim.state.exchange.orders
+        assert sleep.delays == [0.5, 1, 2] and not sim.state.exchange.orders
+
+    def heal() -> None:
+        sim.state.faults.rest_429_rate = 0.0
+
+    async with client_for(sim, signer_of(sim), Recorder(hook=heal)) as client:
+        sim.state.faults.rest_429_rate = 1.0
+        ack = await client.create_order(order_body(ticker, "bid", "0.0100", "1", "r-2"))
+        assert [o.client_order_id for o in sim.state.exchange.orders.values()] == ["r-2"]
+        assert ack["order_id"] in sim.state.exchange.orders
 
 
 async def test_timed_out_create_recovers_without_a_duplicate(sim: Simulator) -> None:
