@@ -13,6 +13,10 @@
   an operation (FIFO per operation); the call after that behaves normally.
 * **Latency**: with an injected async ``sleep`` and :meth:`~MockExchangeAdapter.set_latency`, every call
   awaits ``sleep(seconds)`` first (tests inject a fake sleep: no real waiting).
+* **Events**: every order change and fill becomes an ``OrderUpdate`` / ``FillEvent`` for the ``on_event``
+  handlers, delivered before the interface call returns (scripted :meth:`~MockExchangeAdapter.fill` calls
+  queue theirs until :meth:`~MockExchangeAdapter.deliver`); tests emit market events with ``emit``.
+  ``settlements`` scripts what ``get_settlements`` answers.
 * **State inspection**: ``orders`` (by exchange order id), ``rejected``, ``fills``, ``calls`` (every
   ``(operation, args)`` in order), ``subscribed``, ``connected``; positions and balance follow the fills
   with the same exact Kalshi-style netting as paper trading (:class:`~mm.adapters.paper.VirtualAccount`).
@@ -42,6 +46,7 @@ from mm.adapters.errors import (
 from mm.adapters.paper import PAPER_CAPABILITIES, VirtualAccount, check_on_grid, validate_virtual_order
 from mm.clock import Clock
 from mm.domain.book import OrderBook
+from mm.domain.events import ExchangeEvent, FillEvent, OrderUpdate, Settlement
 from mm.domain.orders import Fill, Order, OrderRequest
 from mm.domain.portfolio import Balance, Position
 from mm.domain.price import Price, Quantity
@@ -133,6 +138,10 @@ class MockExchangeAdapter(ExchangeAdapter):
         self.connected = False
         self._next_order = 0
         self._next_fill = 0
+        self.settlements: list[Settlement] = []
+        """What :meth:`get_settlements` answers (scripted by tests)."""
+        self.pending_events: list[ExchangeEvent] = []
+        """Order and fill events not yet delivered to ``on_event`` handlers (see :meth:`deliver`)."""
 
     # ------------------------------------------------------------------ scripting
 
@@ -157,10 +166,29 @@ class MockExchangeAdapter(ExchangeAdapter):
             raise ValueError("latency needs an injected sleep function")
         self._latency[operation] = seconds
 
+    async def deliver(self) -> int:
+        """Hand the queued ``OrderUpdate`` / ``FillEvent`` values to the ``on_event`` handlers, in order; returns
+        how many. Interface calls deliver on their own; scripting calls (:meth:`fill`) queue until this."""
+        events, self.pending_events = self.pending_events, []
+        for event in events:
+            await self.emit(event)
+        return len(events)
+
+    def book(self, market_id: str) -> OrderBook | None:
+        return self.books.get(market_id)
+
+    def is_stale(self, market_id: str) -> bool:
+        return self.book(market_id) is None
+
+    def _changed(self, order_id: str) -> None:
+        order = self.orders[order_id]
+        self.pending_events.append(OrderUpdate(order, order.updated_us))
+
     def fill(
         self, order_id: str, quantity: Quantity | None = None, *, price: Price | None = None, is_taker: bool = False
     ) -> Fill:
-        """A (delayed) fill of a resting order: ``quantity`` defaults to all that remains, ``price`` to its own."""
+        """A (delayed) fill of a resting order: ``quantity`` defaults to all that remains, ``price`` to its own.
+        Its ``FillEvent`` and ``OrderUpdate`` are queued for :meth:`deliver`."""
         order = self.orders.get(order_id)
         if order is None or not order.status.is_live:
             raise OrderNotFoundError(f"no live mock order {order_id!r}")
@@ -218,12 +246,14 @@ class MockExchangeAdapter(ExchangeAdapter):
         self._next_order += 1
         order_id = f"mock-{self._next_order}"
         self.orders[order_id] = Order.pending(order, now).acknowledged(order_id, now)
+        self._changed(order_id)
         if behaviour.mode is FillMode.IMMEDIATE:
             self._fill(order_id, order.quantity, order.price, is_taker=True)
         elif behaviour.mode is FillMode.PARTIAL:
             units = int((behaviour.fraction * order.quantity.units).to_integral_value(rounding=ROUND_FLOOR))
             if units > 0:
                 self._fill(order_id, Quantity(units), order.price, is_taker=True)
+        await self.deliver()
         return self.orders[order_id]
 
     async def cancel_order(self, order_id: str) -> None:
@@ -232,6 +262,8 @@ class MockExchangeAdapter(ExchangeAdapter):
         if order is None or not order.status.is_live:
             raise OrderNotFoundError(f"no live mock order {order_id!r}", status=404, code="not_found")
         self.orders[order_id] = order.cancelled(self._clock.now_us())
+        self._changed(order_id)
+        await self.deliver()
 
     async def amend_order(self, order_id: str, *, price: Price, quantity: Quantity) -> Order:
         """Native amend when ``capabilities.amend``; the order keeps its id and fills so far, and rests."""
@@ -246,6 +278,8 @@ class MockExchangeAdapter(ExchangeAdapter):
         request = replace(order.request, price=price, quantity=quantity)
         self._check_price(request)
         self.orders[order_id] = replace(order, request=request, updated_us=self._clock.now_us())
+        self._changed(order_id)
+        await self.deliver()
         return self.orders[order_id]
 
     async def get_positions(self) -> list[Position]:
@@ -274,6 +308,21 @@ class MockExchangeAdapter(ExchangeAdapter):
             for f in self.fills
             if (since_us is None or f.timestamp_us >= since_us) and market_id in (None, f.market_id)
         ]
+
+    async def get_settlements(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Settlement]:
+        await self._enter("get_settlements", since_us, market_id)
+        return [
+            r
+            for r in self.settlements
+            if (since_us is None or r.settled_us >= since_us) and market_id in (None, r.market_id)
+        ]
+
+    async def get_orderbook(self, market_id: str) -> OrderBook:
+        await self._enter("get_orderbook", market_id)
+        book = self.books.get(market_id)
+        if book is None:
+            raise ExchangeError(f"no book for market {market_id!r}", status=404, code="not_found")
+        return book
 
     # ------------------------------------------------------------------ internals
 
@@ -334,4 +383,6 @@ class MockExchangeAdapter(ExchangeAdapter):
         )
         self.fills.append(fill)
         self.account.apply(fill)
+        self.pending_events.append(FillEvent(fill))
+        self._changed(order_id)
         return fill

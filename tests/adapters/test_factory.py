@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,14 @@ from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.kalshi.signer import KeyFileError
 from mm.adapters.paper import PaperExecution
 from mm.clock import WallClock, datetime_to_us
+from mm.domain.events import ExchangeEvent, FillEvent, PublicTrade
 from mm.domain.orders import OrderRequest, OrderStatus
 from mm.domain.price import Price, Quantity
 from mm.domain.sides import OrderSide, Side
+from mm.sim.exchange import NewOrder
 from mm.sim.server import Simulator, SimulatorConfig
+from mm.sim.types import BookSide as SimBookSide
+from mm.sim.types import TimeInForce as SimTif
 from mm.specs.exchange import KALSHI_ENDPOINTS, ExchangeSpec
 
 START = datetime_to_us(datetime(2026, 8, 13, 20, 30, tzinfo=UTC))
@@ -193,3 +198,58 @@ async def test_simulator_paper_never_reaches_the_simulator(sim: Simulator) -> No
         await adapter.disconnect()
     with pytest.raises(LiveTradingNotAllowedError):
         build_adapter(simulator_spec(sim), WallClock(), environ={"SIM_KEY_ID": "x"}, execution="live")
+
+
+async def test_simulator_paper_fills_from_the_venue_tape_and_sends_nothing(sim: Simulator) -> None:
+    """trade_through (the default) against real market data: another account's trade printed through our paper
+    bid fills it, at our price; the simulator's order log never holds a paper order."""
+    adapter = build_adapter(simulator_spec(sim), WallClock(), environ={"SIM_KEY_ID": sim.api_key.key_id})
+    assert isinstance(adapter, PaperExecution)
+    seen: list[ExchangeEvent] = []
+
+    async def record(event: ExchangeEvent) -> None:
+        seen.append(event)
+
+    adapter.on_event(record)
+    await adapter.connect()
+    try:
+        ticker = active_ticker(sim)
+        await adapter.subscribe_market(ticker)
+        await wait_until(lambda: not adapter.is_stale(ticker))
+        mine = await adapter.place_order(bid(ticker, "paper-tt"))  # YES bid 2 @ 0.40
+        exchange = sim.state.exchange
+        for user in ("c1", "c2"):
+            exchange.open_account(user, 1_000_000 * 1_000_000)
+        # c1 rests a bid at 0.39 and c2 sells into it: a print at 0.39, strictly through our 0.40 bid
+        exchange.create_order("c1", NewOrder(ticker, SimBookSide.BID, 3900, 500))
+        exchange.create_order(
+            "c2", NewOrder(ticker, SimBookSide.ASK, 3900, 300, time_in_force=SimTif.IMMEDIATE_OR_CANCEL)
+        )
+        sim.state.publish()
+        await wait_until(lambda: any(isinstance(e, FillEvent) for e in seen))
+        fill = next(e.fill for e in seen if isinstance(e, FillEvent))
+        assert (fill.client_order_id, fill.price, fill.quantity, fill.is_taker) == (
+            "paper-tt",
+            Price.from_dollars("0.4000"),
+            Quantity.contracts(2),
+            False,
+        )
+        assert any(isinstance(e, PublicTrade) for e in seen)  # market data is passed through
+        filled = await adapter.get_order_by_client_id("paper-tt")
+        assert (
+            filled is not None
+            and filled.status is OrderStatus.FILLED
+            and filled.exchange_order_id == mine.exchange_order_id
+        )
+        assert all(not o.client_order_id.startswith("paper") for o in exchange.orders.values())
+        assert {o.user_id for o in exchange.orders.values()} == {"c1", "c2"}
+    finally:
+        await adapter.disconnect()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout)

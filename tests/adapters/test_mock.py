@@ -9,6 +9,7 @@ import pytest
 from mm.adapters.base import Capabilities, ExchangeAdapter, MarketInfo
 from mm.adapters.errors import (
     DuplicateClientOrderIdError,
+    ExchangeError,
     ExchangeUnavailableError,
     InsufficientBalanceError,
     MarketInactiveError,
@@ -21,6 +22,7 @@ from mm.adapters.errors import (
 from mm.adapters.mock import FillBehaviour, MockExchangeAdapter
 from mm.clock import SimulatedClock
 from mm.domain.book import OrderBook
+from mm.domain.events import ExchangeEvent, FillEvent, OrderUpdate, Settlement
 from mm.domain.orders import OrderRequest, OrderStatus
 from mm.domain.price import Price, Quantity
 from mm.domain.sides import OrderSide, Side
@@ -285,3 +287,56 @@ async def test_registered_markets_validate_and_report_top_of_book(mock: MockExch
 def test_mock_is_a_full_exchange_adapter(clock: SimulatedClock) -> None:
     assert isinstance(MockExchangeAdapter(clock), ExchangeAdapter)
     assert not getattr(MockExchangeAdapter, "__abstractmethods__", set())
+
+
+async def test_order_changes_and_fills_are_delivered_as_events(
+    mock: MockExchangeAdapter, clock: SimulatedClock
+) -> None:
+    seen: list[ExchangeEvent] = []
+
+    async def record(event: ExchangeEvent) -> None:
+        seen.append(event)
+
+    mock.on_event(record)
+    mock.set_behaviour("half", FillBehaviour.partial("0.5"))
+    placed = await mock.place_order(req("half"))
+    kinds = [type(e).__name__ for e in seen]
+    assert kinds == ["OrderUpdate", "FillEvent", "OrderUpdate"]
+    assert isinstance(seen[-1], OrderUpdate) and seen[-1].order.status is OrderStatus.PARTIALLY_FILLED
+    assert isinstance(seen[1], FillEvent) and seen[1].fill.quantity == Quantity.contracts(5)
+
+    seen.clear()
+    mock.fill(placed.exchange_order_id or "")  # scripted: queued until delivered
+    assert seen == [] and len(mock.pending_events) == 2
+    assert await mock.deliver() == 2
+    assert isinstance(seen[-1], OrderUpdate) and seen[-1].order.status is OrderStatus.FILLED
+
+    seen.clear()
+    other = await mock.place_order(req("c"))
+    await mock.cancel_order(other.exchange_order_id or "")
+    statuses = [e.order.status for e in seen if isinstance(e, OrderUpdate)]
+    assert statuses == [OrderStatus.OPEN, OrderStatus.CANCELLED]
+
+
+async def test_scripted_settlements_and_orderbook(mock: MockExchangeAdapter) -> None:
+    row = Settlement(
+        "M1",
+        "yes",
+        Quantity.contracts(3),
+        Quantity(0),
+        Decimal("1.2"),
+        Decimal(0),
+        Decimal(3),
+        Decimal(1),
+        Decimal(0),
+        T0 + 10,
+    )
+    mock.settlements.append(row)
+    assert await mock.get_settlements(since_us=T0) == [row]
+    assert await mock.get_settlements(since_us=T0 + 11) == []
+    assert await mock.get_settlements(market_id="M2") == []
+    book = OrderBook(TickGrid.linear_cent())
+    mock.add_market(market(), book)
+    assert await mock.get_orderbook("M1") is book
+    with pytest.raises(ExchangeError):
+        await mock.get_orderbook("M9")
