@@ -81,6 +81,10 @@ METRIC_SPECS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec("mm_risk_decisions_total", "counter", ("rule", "action"), "Risk rule decisions, by action."),
     MetricSpec("mm_malformed_messages_total", "counter", ("exchange", "channel"), "Exchange messages rejected."),
     MetricSpec("mm_spec_admission_errors_total", "counter", ("kind",), "Specs refused at admission."),
+    # --- state store (write-behind queue, decision 012)
+    MetricSpec("mm_db_queue_depth", "gauge", (), "Records waiting in the write-behind queue, records."),
+    MetricSpec("mm_db_queue_overflow_total", "counter", (), "Records accepted while the queue was over capacity."),
+    MetricSpec("mm_db_write_errors_total", "counter", ("kind",), "Failed database writes (transient or poison)."),
 )
 """Every metric the system exports, in one place. The first 13 are NFR-402's three tables verbatim."""
 
@@ -112,6 +116,9 @@ class Metrics:
         self.risk_decisions: Final = self._counter("mm_risk_decisions_total")
         self.malformed_messages: Final = self._counter("mm_malformed_messages_total")
         self.spec_admission_errors: Final = self._counter("mm_spec_admission_errors_total")
+        self.db_queue_depth: Final = self._gauge("mm_db_queue_depth")
+        self.db_queue_overflow: Final = self._counter("mm_db_queue_overflow_total")
+        self.db_write_errors: Final = self._counter("mm_db_write_errors_total")
 
     def _spec(self, name: str, kind: Kind) -> MetricSpec:
         spec = _SPECS_BY_NAME[name]

@@ -37,6 +37,9 @@ NFR_402: dict[str, tuple[str, tuple[str, ...]]] = {
     "mm_clock_drift_seconds": ("gauge", ()),
 }
 EXTRA = {
+    "mm_db_queue_depth": ("gauge", ()),
+    "mm_db_queue_overflow_total": ("counter", ()),
+    "mm_db_write_errors_total": ("counter", ("kind",)),
     "mm_risk_decisions_total": ("counter", ("rule", "action")),
     "mm_malformed_messages_total": ("counter", ("exchange", "channel")),
     "mm_spec_admission_errors_total": ("counter", ("kind",)),
@@ -44,6 +47,9 @@ EXTRA = {
 
 
 ATTRIBUTES = {
+    "mm_db_queue_depth": "db_queue_depth",
+    "mm_db_queue_overflow_total": "db_queue_overflow",
+    "mm_db_write_errors_total": "db_write_errors",
     "mm_pnl_realized": "pnl_realized",
     "mm_pnl_unrealized": "pnl_unrealized",
     "mm_pnl_fees": "pnl_fees",
