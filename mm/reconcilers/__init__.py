@@ -1,0 +1,1 @@
+"""Reconcilers: observe, plan (pure), act (design.md §3, §4)."""
