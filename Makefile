@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_SECONDS ?= 60
 
 .PHONY: demo test lint typecheck contracts bench schemas clean
 
@@ -12,10 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: set up, then run the main job (for now: validate the quickstart bundle and preview its quotes)
+## demo: set up, then run the market maker on the quickstart against the built-in simulator for a minute
+## (an hour of simulated market: quoting, fills, the hourly roll-over), print a summary, keep data/quickstart
 demo: $(STAMP)
 	$(BIN)/mmctl validate -f examples/quickstart/
-	$(BIN)/mmctl quote -f examples/quickstart/ --mid 0.50 --inventory 30 --time-to-settlement 30m --volatility 0.005
+	$(BIN)/mmctl run -f examples/quickstart/ --state-dir data/quickstart --duration $(DEMO_SECONDS) --api-port 0
 
 ## test: set up, then lint, type-check, check layer contracts, and run the tests (benchmarks once, untimed)
 test: $(STAMP) lint typecheck contracts

@@ -187,6 +187,10 @@ class ExchangeAdapter(ABC):
         """Change an order's price and/or total size; raises NotSupportedError where the venue cannot."""
         raise NotSupportedError(f"{type(self).__name__} cannot amend orders")
 
+    async def decrease_order(self, order_id: str, *, reduce_to: Quantity) -> None:
+        """Reduce an order's remaining size to ``reduce_to`` keeping its queue priority (``capabilities.decrease``)."""
+        raise NotSupportedError(f"{type(self).__name__} cannot decrease orders")
+
     async def place_orders(self, orders: Sequence[OrderRequest]) -> list[Order | ExchangeError]:
         """Place several orders (batched where the venue can); one result per request, in order.
 

@@ -36,9 +36,17 @@ from mm.adapters.kalshi.ws import KalshiWebSocket
 from mm.adapters.paper import PaperExecution
 from mm.adapters.ratelimit import ClientRateLimiter, PressureHook, ThrottleHook
 from mm.clock import Clock
+from mm.observability.metrics import Metrics
 from mm.specs.exchange import ExchangeSpec
 
-__all__ = ["DEFAULT_PAPER_BALANCE", "Execution", "LiveTradingNotAllowedError", "build_adapter", "signer_from_spec"]
+__all__ = [
+    "DEFAULT_PAPER_BALANCE",
+    "Execution",
+    "LiveTradingNotAllowedError",
+    "build_adapter",
+    "build_venue_adapter",
+    "signer_from_spec",
+]
 
 Execution = Literal["paper", "live"]
 DEFAULT_PAPER_BALANCE = Decimal(10_000)
@@ -73,6 +81,54 @@ def _urls(spec: ExchangeSpec, simulator_urls: tuple[str, str] | None) -> tuple[s
     return spec.base_url, spec.ws_url
 
 
+def build_venue_adapter(
+    spec: ExchangeSpec,
+    clock: Clock,
+    *,
+    environ: Mapping[str, str] | None = None,
+    simulator_urls: tuple[str, str] | None = None,
+    signer: KalshiSigner | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_throttle: ThrottleHook | None = None,
+    on_pressure: PressureHook | None = None,
+    log: Callable[[str], None] | None = None,
+    metrics: Metrics | None = None,
+    exchange_label: str = "kalshi",
+    wall_clock: Clock | None = None,
+) -> KalshiAdapter:
+    """The venue adapter itself (market data, and orders for whoever is allowed to send them).
+
+    ``clock`` stamps what the adapter reports (book times, events); ``wall_clock`` (default: ``clock``) signs
+    requests and meters the rate limits, which the venue measures in real time — they differ when the node
+    runs on an accelerated simulator's market time.
+
+    The caller owns the live gate: :func:`build_adapter` applies it, and the controller checks each Market's
+    ``execution`` against ``allow_live`` before sending a live order through this adapter.
+    """
+    if spec.venue == "polymarket":
+        raise NotSupportedError("polymarket adapter not implemented yet")
+    env = os.environ if environ is None else environ
+    base_url, ws_url = _urls(spec, simulator_urls)
+    if signer is None:
+        if spec.venue == "simulator" and spec.api_key_env is None:
+            raise KeyFileError("a simulator exchange without key references needs an explicit signer")
+        signer = signer_from_spec(spec, env)
+    limits = spec.rate_limits
+    real = wall_clock if wall_clock is not None else clock
+    limiter = ClientRateLimiter(
+        real,
+        sleep,
+        tier=limits.tier,
+        reads_per_second=limits.reads_per_second,
+        writes_per_second=limits.writes_per_second,
+        on_throttle=on_throttle,
+        on_pressure=on_pressure,
+    )
+    rest = KalshiRestClient(base_url, signer, real, sleep=sleep, limiter=limiter)
+    ws = KalshiWebSocket(ws_url, signer, real, sleep=sleep, log=log)
+    return KalshiAdapter(rest, ws, clock, log=log, metrics=metrics, exchange_label=exchange_label)
+
+
 def build_adapter(
     spec: ExchangeSpec,
     clock: Clock,
@@ -101,25 +157,17 @@ def build_adapter(
         raise LiveTradingNotAllowedError(
             f"live execution refused: the {spec.venue} exchange spec does not set allow_live: true"
         )
-    env = os.environ if environ is None else environ
-    base_url, ws_url = _urls(spec, simulator_urls)
-    if signer is None:
-        if spec.venue == "simulator" and spec.api_key_env is None:
-            raise KeyFileError("a simulator exchange without key references needs an explicit signer")
-        signer = signer_from_spec(spec, env)
-    limits = spec.rate_limits
-    limiter = ClientRateLimiter(
+    adapter = build_venue_adapter(
+        spec,
         clock,
-        sleep,
-        tier=limits.tier,
-        reads_per_second=limits.reads_per_second,
-        writes_per_second=limits.writes_per_second,
+        environ=environ,
+        simulator_urls=simulator_urls,
+        signer=signer,
+        sleep=sleep,
         on_throttle=on_throttle,
         on_pressure=on_pressure,
+        log=log,
     )
-    rest = KalshiRestClient(base_url, signer, clock, sleep=sleep, limiter=limiter)
-    ws = KalshiWebSocket(ws_url, signer, clock, sleep=sleep, log=log)
-    adapter = KalshiAdapter(rest, ws, clock, log=log)
     if execution == "live":
         return adapter
     return PaperExecution(

@@ -282,6 +282,19 @@ class MockExchangeAdapter(ExchangeAdapter):
         await self.deliver()
         return self.orders[order_id]
 
+    async def decrease_order(self, order_id: str, *, reduce_to: Quantity) -> None:
+        await self._enter("decrease_order", order_id, reduce_to)
+        if not self._capabilities.decrease:
+            raise NotSupportedError("mock venue configured without decrease")
+        order = self.orders.get(order_id)
+        if order is None or not order.status.is_live:
+            raise OrderNotFoundError(f"no live mock order {order_id!r}", status=404, code="not_found")
+        if reduce_to.is_zero or reduce_to >= order.remaining:
+            raise OrderSizeError(f"decrease to {reduce_to} must be below the remaining {order.remaining}", status=400)
+        self.orders[order_id] = order.decreased(reduce_to, self._clock.now_us())
+        self._changed(order_id)
+        await self.deliver()
+
     async def get_positions(self) -> list[Position]:
         await self._enter("get_positions")
         return self.account.positions()

@@ -372,6 +372,15 @@ class PaperExecution(ExchangeAdapter):
         self.fill_model.on_cancelled(order_id)
         await self.flush_events()
 
+    async def decrease_order(self, order_id: str, *, reduce_to: Quantity) -> None:
+        """Reduce the remaining size to ``reduce_to``, keeping queue priority (an amend at the same price)."""
+        order = self.orders.get(order_id)
+        if order is None or not order.status.is_live:
+            raise OrderNotFoundError(f"no live paper order {order_id!r}", status=404, code="not_found")
+        if reduce_to.is_zero or reduce_to >= order.remaining:
+            raise OrderSizeError(f"decrease to {reduce_to} must be below the remaining {order.remaining}", status=400)
+        await self.amend_order(order_id, price=order.request.price, quantity=order.filled + reduce_to)
+
     async def amend_order(self, order_id: str, *, price: Price, quantity: Quantity) -> Order:
         """Change price and/or total size (``price`` in the order's contract); it may then cross and fill.
 

@@ -19,6 +19,7 @@ from mm import __version__
 from mm.cli.exit_codes import ExitCode, exit_code_for
 from mm.cli.quote_cmd import quote
 from mm.cli.research_cmd import research_app
+from mm.cli.run_cmd import kill, resume, run
 from mm.cli.sim_cmd import sim_app
 from mm.domain.errors import MmError
 from mm.observability.redaction import redact_text
@@ -38,6 +39,9 @@ app = typer.Typer(
 )
 
 app.command()(quote)
+app.command()(run)
+app.command()(kill)
+app.command()(resume)
 app.add_typer(research_app, name="research")
 app.add_typer(sim_app, name="sim")
 

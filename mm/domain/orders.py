@@ -153,6 +153,14 @@ class Order:
         status = OrderStatus.FILLED if filled == self.request.quantity else OrderStatus.PARTIALLY_FILLED
         return self._to(status, now_us, filled=filled)
 
+    def decreased(self, remaining: Quantity, now_us: int) -> Order:
+        """The venue reduced the working size to ``remaining`` (keeping queue priority); status unchanged."""
+        if remaining.is_zero or remaining > self.remaining:
+            raise InvalidQuantityError(
+                f"order {self.client_order_id!r}: cannot decrease the remaining {self.remaining} to {remaining}"
+            )
+        return replace(self, request=replace(self.request, quantity=self.filled + remaining), updated_us=now_us)
+
     def cancelled(self, now_us: int) -> Order:
         """Cancelled by us, by expiry, or as an IOC/FOK remainder (fills so far stand)."""
         return self._to(OrderStatus.CANCELLED, now_us)

@@ -137,7 +137,10 @@ class RiskEngine:
     @staticmethod
     def _hard_limits(quotes: QuoteSet, inventory_units: int) -> QuoteSet | None:
         room = _MAX_POSITION_UNITS - abs(inventory_units)
-        largest = max(q.size.units for q in (quotes.yes_bid, quotes.yes_ask, quotes.no_bid, quotes.no_ask) if q)
+        sides = (quotes.yes_bid, quotes.yes_ask, quotes.no_bid, quotes.no_ask)
+        largest = max((q.size.units for q in sides if q), default=0)
+        if largest == 0:
+            return None  # nothing left to quote (e.g. reducing-only removed every side)
         if largest <= min(room, _MAX_ORDER_UNITS):
             return quotes  # the usual case: nothing near a ceiling, nothing to rebuild
         capped = map_quotes(

@@ -96,6 +96,14 @@ class SimulatorOptions(SpecModel):
 
     embedded: bool = Field(True, description="Start the simulator in-process (no base_url needed).")
     seed: Int = Field(1, description="Seed of the simulator's random generators (reproducible runs).")
+    speed: PositiveDecimal = Field(
+        Decimal(1), description="Simulated seconds per real second (e.g. 60: an hourly market plays in a minute)."
+    )
+    start: str | None = Field(
+        None,
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?Z$",
+        description="Simulated start time (UTC, e.g. 2026-08-13T20:40:00Z); None = now.",
+    )
 
 
 class ExchangeSpec(SpecModel):

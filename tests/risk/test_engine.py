@@ -113,3 +113,10 @@ def test_hard_limits_apply_whatever_the_rules_allow() -> None:
     assert outcome.quotes is not None and outcome.quotes.yes_bid is not None and outcome.quotes.yes_ask is not None
     assert outcome.quotes.yes_bid.size == Quantity.contracts(100)  # 900 held: only 100 more to the 1,000 ceiling
     assert outcome.quotes.yes_ask.size == Quantity.contracts(500)  # reducing side: the 500 order-size ceiling
+
+
+def test_a_quote_sheet_with_nothing_left_is_blocked_not_an_error() -> None:
+    # Regression: an approved sheet whose every side is empty reached the hard-limit check and raised.
+    empty = QuoteSet("M1", 0, None, None, None, None)
+    outcome = engine(Verdict("ok", ALLOW)).evaluate(empty, make_context(inventory_units=0))
+    assert outcome.quotes is None and not outcome.cancel_all

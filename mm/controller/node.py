@@ -1,0 +1,262 @@
+"""The running node's shared state: exchange connections, accounts (paper or live), the ledger per account,
+the order trackers, the kill switches, persistence hooks — and the routing of venue events to keys.
+
+Reconcilers read and act on this; nothing here plans. Events only *enqueue keys* (design.md §4) and update
+observed state (ledger on a fill, tracker on an order update): the reconcile that follows reads it all.
+
+Accounts: every Exchange connection has one venue adapter (market data, live orders) and, when a paper
+Market needs it, one :class:`PaperExecution` on the venue's data. A Market's ``execution`` picks the account;
+each account has its own :class:`OrderTracker` and :class:`Ledger`, so paper PnL never mixes with real money.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from mm.adapters.base import ExchangeAdapter, MarketInfo
+from mm.adapters.kalshi.adapter import KalshiAdapter
+from mm.adapters.paper import PaperExecution
+from mm.clock import Clock
+from mm.controller.orders import OrderTracker
+from mm.controller.resources import ResourceStore, key_of
+from mm.domain.events import (
+    BookUpdated,
+    ConnectionState,
+    ExchangeEvent,
+    FillEvent,
+    MarketLifecycle,
+    OrderUpdate,
+    PublicTrade,
+    ResyncRequired,
+)
+from mm.domain.fees import FeeSchedule
+from mm.observability.metrics import Metrics
+from mm.risk.kill_switch import InMemoryLatch, KillSwitch, KillSwitchLatch
+from mm.specs.exchange import ExchangeSpec
+from mm.state.ledger import Ledger
+from mm.state.records import EventRecord, FillRecord, OrderRecord, Record
+
+__all__ = ["Account", "ExchangeConnection", "Execution", "NodeContext"]
+
+_logger = logging.getLogger(__name__)
+
+Execution = Literal["paper", "live"]
+PAPER_BALANCE_MICROS = 10_000 * 1_000_000
+
+
+@dataclass
+class Account:
+    """Where a Market's orders go and what they did: adapter, our orders, positions and PnL."""
+
+    exchange: str
+    execution: Execution
+    adapter: ExchangeAdapter
+    tracker: OrderTracker
+    ledger: Ledger
+
+
+@dataclass
+class ExchangeConnection:
+    name: str
+    digest: str
+    spec: ExchangeSpec
+    venue: KalshiAdapter
+    accounts: dict[str, Account] = field(default_factory=dict)
+    markets: dict[str, MarketInfo] = field(default_factory=dict)
+    """Market facts by ticker (close time, grid, status), refreshed by get_market / list_markets."""
+    connected: bool = False
+    loaded: bool = False
+    """Positions and open orders were loaded: only then may anything trade (design.md §4)."""
+    last_resync_us: int = 0
+
+
+class NodeContext:
+    """Shared runtime of one node. ``enqueue(key)`` is the manager's queue; ``record`` the write-behind queue."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        resources: ResourceStore,
+        *,
+        prefix: str = "mm",
+        metrics: Metrics | None = None,
+        latch: KillSwitchLatch | None = None,
+        record: Callable[[Record], None] | None = None,
+        paper_balance_micros: int = PAPER_BALANCE_MICROS,
+    ) -> None:
+        self.clock = clock
+        self.resources = resources
+        self.prefix = prefix
+        self.metrics = metrics
+        self.latch: KillSwitchLatch = latch if latch is not None else InMemoryLatch()
+        self.node_switch = KillSwitch(self.latch, "node")
+        self._record = record
+        self._paper_balance = paper_balance_micros
+        self.exchanges: dict[str, ExchangeConnection] = {}
+        self.enqueue: Callable[[str], None] = lambda _key: None
+        self.market_state: dict[str, Any] = {}
+        """Per-Market runtime objects owned by the Market reconciler (engines, last plan...)."""
+        self.events: list[tuple[int, str, str, str]] = []
+        """Recent notable events (time µs, subject, reason, message) for status and the demo summary."""
+        self.fills_seen = 0
+        self.orders_sent = 0
+        self._settled_markets: dict[str, set[str]] = {}
+
+    def use_latch(self, latch: KillSwitchLatch) -> None:
+        """Switch to a durable latch (the store's), re-reading the node switch from it."""
+        self.latch = latch
+        self.node_switch = KillSwitch(latch, "node")
+
+    # ------------------------------------------------------------------ persistence and events
+
+    def record(self, record: Record) -> None:
+        if self._record is not None:
+            self._record(record)
+
+    def event(self, subject: str, reason: str, message: str, *, warning: bool = False) -> None:
+        now = self.clock.now_us()
+        self.events.append((now, subject, reason, message))
+        del self.events[:-500]
+        (_logger.warning if warning else _logger.info)("%s %s: %s", subject, reason, message)
+        self.record(EventRecord(now, subject, reason, message, "Warning" if warning else "Normal"))
+
+    # ------------------------------------------------------------------ accounts
+
+    def account(self, exchange: str, execution: Execution) -> Account:
+        """The account Markets with ``execution`` on ``exchange`` trade through (created on first use)."""
+        conn = self.exchanges[exchange]
+        found = conn.accounts.get(execution)
+        if found is not None:
+            return found
+        ledger = Ledger(fee_source="venue" if execution == "live" else "formula", fees=FeeSchedule())
+        adapter: ExchangeAdapter
+        if execution == "live":
+            adapter = conn.venue
+        else:
+            ledger.cash_micros = self._paper_balance
+            paper = PaperExecution(
+                conn.venue,
+                self.clock,
+                starting_balance=Decimal(self._paper_balance) / 1_000_000,
+                capabilities=conn.venue.capabilities,
+            )
+            paper.on_event(self._paper_handler(exchange))
+            adapter = paper
+        account = Account(exchange, execution, adapter, OrderTracker(self.prefix), ledger)
+        conn.accounts[execution] = account
+        return account
+
+    def _paper_handler(self, exchange: str) -> Callable[[ExchangeEvent], Awaitable[None]]:
+        async def handle(event: ExchangeEvent) -> None:
+            await self.on_account_event(exchange, "paper", event)
+
+        return handle
+
+    def accounts(self) -> list[Account]:
+        return [a for conn in self.exchanges.values() for a in conn.accounts.values()]
+
+    # ------------------------------------------------------------------ routing
+
+    def markets_trading(self, exchange: str, ticker: str | None = None) -> list[str]:
+        """Market resource keys on ``exchange`` (for ``ticker``, or all)."""
+        keys = []
+        for r in self.resources.all("Market"):
+            if r.spec.exchange_ref == exchange and (ticker is None or r.spec.ticker == ticker):
+                keys.append(r.key)
+        return keys
+
+    async def on_venue_event(self, exchange: str, event: ExchangeEvent) -> None:
+        """Every event of the venue adapter: market data, connection, and the live account's orders."""
+        conn = self.exchanges.get(exchange)
+        if conn is None:
+            return
+        if isinstance(event, BookUpdated | PublicTrade):
+            for key in self.markets_trading(exchange, event.market_id):
+                self.enqueue(key)
+            return
+        if isinstance(event, OrderUpdate | FillEvent):
+            await self.on_account_event(exchange, "live", event)
+            return
+        if isinstance(event, MarketLifecycle):
+            info = conn.markets.get(event.market_id)
+            self.event(f"Exchange/{exchange}", f"Lifecycle{event.kind.title().replace('_', '')}", event.market_id)
+            if event.kind in {"settled", "determined"}:
+                self._settle(conn, event)
+            if info is not None or event.kind in ("created", "activated"):
+                for key in self.markets_trading(exchange, event.market_id):
+                    self.enqueue(key)
+                for selector in self.resources.all("MarketSelector"):
+                    if selector.spec.exchange_ref == exchange:
+                        self.enqueue(selector.key)
+            return
+        if isinstance(event, ConnectionState):
+            conn.connected = event.connected
+            self.event(
+                f"Exchange/{exchange}",
+                "Connected" if event.connected else "Disconnected",
+                event.reason,
+                warning=not event.connected,
+            )
+            self.enqueue(key_of("Exchange", exchange))
+            for key in self.markets_trading(exchange):
+                self.enqueue(key)
+            return
+        if isinstance(event, ResyncRequired):
+            self.enqueue(key_of("Exchange", exchange))
+            return
+        # BookState and others: the markets re-read their books
+        market_id = getattr(event, "market_id", None)
+        for key in self.markets_trading(exchange, market_id):
+            self.enqueue(key)
+
+    async def on_account_event(self, exchange: str, execution: Execution, event: ExchangeEvent) -> None:
+        conn = self.exchanges.get(exchange)
+        if conn is None:
+            return
+        account = conn.accounts.get(execution)
+        if account is None:
+            return
+        if isinstance(event, OrderUpdate):
+            if account.tracker.update(event.order):
+                self.record(OrderRecord(event.order))
+                for key in self.markets_trading(exchange, event.order.request.market_id):
+                    self.enqueue(key)
+        elif isinstance(event, FillEvent):
+            fill = event.fill
+            if not account.tracker.is_ours(fill.client_order_id):
+                return
+            if account.ledger.apply_fill(fill):
+                self.fills_seen += 1
+                self.record(FillRecord(fill))
+                if self.metrics is not None:
+                    self.metrics.fills.labels(market=fill.market_id, side=fill.side.value).inc()
+            for key in self.markets_trading(exchange, fill.market_id):
+                self.enqueue(key)
+        elif isinstance(event, BookUpdated | PublicTrade):
+            for key in self.markets_trading(exchange, event.market_id):
+                self.enqueue(key)
+
+    def _settle(self, conn: ExchangeConnection, event: MarketLifecycle) -> None:
+        """A determined market's value is final for our books: realize PnL and clear positions (FR-502)."""
+        value = event.settlement_value_units
+        if value is None:
+            return
+        for account in conn.accounts.values():
+            if event.market_id not in account.ledger.market_ids():
+                continue
+            done = self._settled_markets.setdefault(account.execution, set())
+            if event.market_id in done:
+                continue
+            done.add(event.market_id)
+            held = account.ledger.net_units(event.market_id)
+            payout = account.ledger.apply_settlement(event.market_id, value, event.timestamp_us)
+            self.event(
+                f"Exchange/{conn.name}",
+                "Settled",
+                f"{event.market_id} ({account.execution}) settled at {Decimal(value).scaleb(-4)}: "
+                f"held {Decimal(held).scaleb(-2)} YES, paid {Decimal(payout).scaleb(-6)} USD",
+            )

@@ -1,0 +1,345 @@
+"""Running a node: start-up in order, the background loops, kill switch and resume, shutdown, the summary.
+
+Start-up order (issue 8, FR-1201): take the lock file → open the store and its write-behind queue → load the
+durable kill-switch latch → admit the declared resources into the :class:`ResourceStore` → start the
+reconcilers; Exchanges are reconciled first and load our open orders and positions; Markets wait
+(``WaitingForExchange``) until their Exchange is loaded — nothing trades before that.
+
+Background: a checkpoint every ``recovery.checkpoint_interval_seconds`` (atomic) and a PnL snapshot every
+``persistence.pnl_snapshot_interval_seconds`` (FR-802), both through the state layer.
+
+Kill switch (FR-504): :meth:`NodeRuntime.kill` latches the node switch durably first, then batch-cancels every
+open order of ours in every account (the rate limiter serves cancels first) and re-enqueues every Market
+(which then plans cancels only: ``Halted``). :meth:`resume` requires ``confirm=True`` and a person's name.
+
+Shutdown (:meth:`stop`): ``drain``/``immediate`` cancel our orders, ``pause`` leaves them; then the
+queue is flushed, the checkpoint written and the lock released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mm.adapters.errors import ExchangeError, OrderNotFoundError
+from mm.adapters.kalshi.adapter import KalshiAdapter
+from mm.clock import Clock
+from mm.controller.manager import ControllerManager
+from mm.controller.node import NodeContext
+from mm.controller.resources import ResourceStore, key_of
+from mm.controller.workqueue import WorkQueue
+from mm.observability.metrics import Metrics
+from mm.reconcilers.components import NodeReconciler, RiskPolicyReconciler, StrategyReconciler
+from mm.reconcilers.exchange import ExchangeReconciler
+from mm.reconcilers.market import MarketReconciler
+from mm.reconcilers.selector import SelectorReconciler
+from mm.specs.admission import AdmittedResource
+from mm.specs.exchange import ExchangeSpec
+from mm.specs.node import TradingNodeSpec
+from mm.state.checkpoint import Checkpoint, CheckpointWriter, LockFile, MarketCheckpoint
+from mm.state.latch import SqliteKillSwitchLatch
+from mm.state.records import PnlSnapshotRecord, Record
+from mm.state.store import Store
+from mm.state.write_behind import WriteBehindQueue
+
+__all__ = ["NodeRuntime", "RuntimeOptions"]
+
+_logger = logging.getLogger(__name__)
+
+BuildVenue = Callable[[str, ExchangeSpec], KalshiAdapter]
+
+
+@dataclass
+class RuntimeOptions:
+    state_dir: Path
+    database: Path | None = None
+    """SQLite file; default ``state_dir/mmctl.db``."""
+    cycle_s: float = 1.0
+    """How often each Market re-plans without events (time to settlement moves)."""
+    selector_period_s: float = 5.0
+    resync_s: float = 30.0
+    workers: int = 4
+    checkpoint_interval_s: float = 10.0
+    pnl_snapshot_interval_s: float = 60.0
+    prefix: str = "mm"
+    extra_records: list[Record] = field(default_factory=list)
+
+
+def dependants(resources: ResourceStore) -> Callable[[str, str], Iterable[str]]:
+    """Keys to re-reconcile when ``kind/name`` changes (the Markets and selectors that reference it)."""
+
+    def find(kind: str, name: str) -> Iterable[str]:
+        if kind in ("Strategy", "RiskPolicy", "Exchange"):
+            field_name = {"Strategy": "strategy_ref", "RiskPolicy": "risk_policy_ref", "Exchange": "exchange_ref"}[kind]
+            for market in resources.all("Market"):
+                if getattr(market.spec, field_name) == name:
+                    yield market.key
+        if kind == "Exchange":
+            for selector in resources.all("MarketSelector"):
+                if selector.spec.exchange_ref == name:
+                    yield selector.key
+        if kind == "TradingNode":
+            for market in resources.all("Market"):
+                yield market.key
+
+    return find
+
+
+class NodeRuntime:
+    """One running node (see the module docstring). ``build_venue(name, spec)`` makes each venue adapter."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        options: RuntimeOptions,
+        build_venue: BuildVenue,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.clock = clock
+        self.options = options
+        self._build_venue = build_venue
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.store: Store | None = None
+        self.queue_db: WriteBehindQueue | None = None
+        self.latch: SqliteKillSwitchLatch | None = None
+        self.lock = LockFile(options.state_dir / "mmctl.lock", clock)
+        self.resources = ResourceStore(clock, persist=self._record)
+        self.node = NodeContext(
+            self.clock, self.resources, prefix=options.prefix, metrics=self.metrics, record=self._record
+        )
+        self.queue = WorkQueue(clock)
+        self.manager = ControllerManager(
+            self.queue,
+            self.resources,
+            workers=options.workers,
+            resync_s=options.resync_s,
+            dependants=dependants(self.resources),
+        )
+        self.node.enqueue = self.queue.add
+        self._tasks: list[asyncio.Task[None]] = []
+        self.checkpoints: CheckpointWriter | None = None
+        self.started = False
+        self.ready = False
+
+    # ------------------------------------------------------------------ start
+
+    def _record(self, record: Record) -> None:
+        if self.queue_db is not None:
+            self.queue_db.enqueue(record)
+
+    async def start(self, admitted: Sequence[AdmittedResource], *, source: str = "file") -> None:
+        options = self.options
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()
+        if self.lock.previous_run_crashed:
+            _logger.warning("the previous run did not shut down cleanly: recovering from the exchange")
+        db_path = options.database if options.database is not None else options.state_dir / "mmctl.db"
+        self.store = await Store.open(db_path)
+        self.queue_db = WriteBehindQueue(self.store, clock=self.clock, metrics=self.metrics)
+        self.queue_db.start()
+        self.latch = SqliteKillSwitchLatch(db_path)
+        self.node.use_latch(self.latch)
+        for resource in admitted:
+            self.resources.apply(resource, source=source)
+        self.manager.register(ExchangeReconciler(self.node, self._build_venue))
+        self.manager.register(StrategyReconciler(self.node))
+        self.manager.register(RiskPolicyReconciler(self.node))
+        self.manager.register(NodeReconciler(self.node))
+        self.manager.register(MarketReconciler(self.node, cycle_s=options.cycle_s))
+        self.manager.register(SelectorReconciler(self.node, period_s=options.selector_period_s))
+        await self.manager.start()
+        # Exchanges first: Markets wait for their Exchange to load orders and positions anyway.
+        self.manager.enqueue_all(["Exchange"])
+        self.manager.enqueue_all(["Strategy", "RiskPolicy", "TradingNode", "MarketSelector", "Market"])
+        self.checkpoints = CheckpointWriter(
+            options.state_dir / "checkpoint.json", self._checkpoint, interval_s=options.checkpoint_interval_s
+        )
+        self._tasks.append(asyncio.create_task(self.checkpoints.run(), name="checkpoints"))
+        self._tasks.append(asyncio.create_task(self._pnl_snapshots(), name="pnl-snapshots"))
+        self.started = True
+        if self.node.node_switch.tripped:
+            self.node.event(
+                "TradingNode", "KillSwitchLatched", f"still tripped: {self.node.node_switch.state.reason}", warning=True
+            )
+
+    def apply(self, admitted: Sequence[AdmittedResource], *, source: str = "file") -> list[str]:
+        """Apply resources while running (hot reload); returns the keys whose spec changed."""
+        changed = []
+        for resource in admitted:
+            if self.resources.apply(resource, source=source):
+                changed.append(key_of(resource.kind, resource.name))
+        return changed
+
+    # ------------------------------------------------------------------ background
+
+    def _checkpoint(self) -> Checkpoint:
+        markets = []
+        for account in self.node.accounts():
+            for market_id in account.ledger.market_ids():
+                pnl = account.ledger.market(market_id)
+                markets.append(
+                    MarketCheckpoint(
+                        market_id=f"{account.exchange}/{account.execution}/{market_id}",
+                        positions={"net": pnl.net_units},
+                        inventory=Decimal(pnl.net_units).scaleb(-2),
+                        realized_pnl=Decimal(pnl.realized_micros).scaleb(-6),
+                        open_orders=tuple(o.client_order_id for o in account.tracker.open_orders(market_id)),
+                        config_version=self._config_version(market_id),
+                    )
+                )
+        return Checkpoint(self.clock.now_us(), tuple(markets), {"kill_switch": self.node.node_switch.tripped})
+
+    def _config_version(self, ticker: str) -> str:
+        for market in self.resources.all("Market"):
+            if market.spec.ticker == ticker:
+                return f"{market.name}@{market.generation}"
+        return ""
+
+    async def _pnl_snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.pnl_snapshot_interval_s)
+            self.snapshot_pnl()
+
+    def snapshot_pnl(self) -> None:
+        now = self.clock.now_us()
+        for account in self.node.accounts():
+            for market_id in account.ledger.market_ids():
+                pnl = account.ledger.market(market_id, now)
+                self._record(
+                    PnlSnapshotRecord(
+                        timestamp_us=now,
+                        market_id=f"{account.exchange}/{account.execution}/{market_id}",
+                        realized_pnl=Decimal(pnl.realized_micros).scaleb(-6),
+                        unrealized_pnl=Decimal(pnl.unrealized_micros).scaleb(-6),
+                        fees=Decimal(pnl.fees.total_micros).scaleb(-6),
+                        positions={"net": pnl.net_units},
+                    )
+                )
+
+    # ------------------------------------------------------------------ kill switch
+
+    async def kill(self, reason: str, *, source: str = "manual") -> int:
+        """Trip the node kill switch (durably, first), then cancel every open order of ours; returns how many."""
+        now = self.clock.now_us()
+        self.node.node_switch.trigger(reason, source, now)  # type: ignore[arg-type]
+        self.node.event("TradingNode", "KillSwitchTripped", f"{source}: {reason}", warning=True)
+        cancelled = await self.cancel_everything()
+        for market in self.resources.all("Market"):
+            self.queue.add(market.key)
+        return cancelled
+
+    def resume(self, *, confirm: bool, operator: str) -> None:
+        self.node.node_switch.reset(confirm=confirm, operator=operator, now_us=self.clock.now_us())
+        self.node.event("TradingNode", "KillSwitchReset", f"reset by {operator}")
+        for market in self.resources.all("Market"):
+            self.queue.add(market.key)
+
+    async def cancel_everything(self) -> int:
+        total = 0
+        for account in self.node.accounts():
+            mine = account.tracker.open_orders()
+            if not mine:
+                continue
+            ids = [o.exchange_order_id or "" for o in mine]
+            try:
+                results = await account.adapter.cancel_orders(ids)
+            except ExchangeError as exc:
+                self.node.event("TradingNode", "CancelAllFailed", str(exc), warning=True)
+                continue
+            for oid, error in zip(ids, results, strict=False):
+                if error is None or isinstance(error, OrderNotFoundError):
+                    account.tracker.cancelled(oid)
+                    total += 1
+        return total
+
+    # ------------------------------------------------------------------ stop
+
+    async def stop(self, mode: str = "drain") -> None:
+        await self.manager.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if mode in ("drain", "immediate", "unwind"):
+            await self.cancel_everything()
+        if self.checkpoints is not None:
+            with contextlib.suppress(OSError):
+                self.checkpoints.write_now()
+        self.snapshot_pnl()
+        for conn in list(self.node.exchanges.values()):
+            with contextlib.suppress(Exception):
+                await conn.venue.disconnect()
+        if self.queue_db is not None:
+            report = await self.queue_db.close(timeout=30.0)
+            if not report.complete:
+                _logger.error("the database queue was not fully flushed: %s", report)
+        if self.store is not None:
+            await self.store.close()
+        if self.latch is not None:
+            self.latch.close()
+        self.lock.release()
+
+    # ------------------------------------------------------------------ reporting
+
+    def node_spec(self) -> TradingNodeSpec | None:
+        nodes = self.resources.all("TradingNode")
+        return nodes[0].spec if nodes else None
+
+    def summary(self) -> dict[str, Any]:
+        now = self.clock.now_us()
+        accounts = []
+        for account in self.node.accounts():
+            s = account.ledger.summary(now)
+            positions = {p.market_id: str(p.net_inventory) for p in account.ledger.positions() if not p.is_flat}
+            accounts.append(
+                {
+                    "exchange": account.exchange,
+                    "execution": account.execution,
+                    "cash": str(Decimal(s.cash_micros).scaleb(-6)),
+                    "realized_pnl": str(Decimal(s.realized_micros).scaleb(-6)),
+                    "unrealized_pnl": str(Decimal(s.unrealized_micros).scaleb(-6)),
+                    "fees": str(Decimal(s.fees.total_micros).scaleb(-6)),
+                    "net_pnl": str(Decimal(s.net_micros).scaleb(-6)),
+                    "positions": positions,
+                    "open_orders": len(account.tracker.open_orders()),
+                }
+            )
+        markets = {
+            m.name: {
+                "ticker": m.spec.ticker,
+                "phase": m.status.get("phase"),
+                "orders_sent": m.status.get("orders_sent", 0),
+                "position": m.status.get("position"),
+            }
+            for m in self.resources.all("Market")
+        }
+        quoted = sorted({e[3].split(":")[0] for e in self.node.events if e[2] == "MarketActive"})
+        return {
+            "markets_now": markets,
+            "markets_selected": quoted,
+            "orders_sent": self.node.orders_sent,
+            "fills": self.node.fills_seen,
+            "accounts": accounts,
+            "kill_switch": self.node.node_switch.tripped,
+            "reconciles": self.manager.reconciles,
+            "reconcile_failures": dict(self.manager.failures),
+        }
+
+    def is_ready(self) -> bool:
+        """Ready: every Exchange connected and loaded, the kill switch not tripped."""
+        if not self.started or self.node.node_switch.tripped:
+            return False
+        exchanges = self.resources.all("Exchange")
+        return bool(exchanges) and all(
+            (conn := self.node.exchanges.get(e.name)) is not None and conn.loaded and conn.venue.connected
+            for e in exchanges
+        )

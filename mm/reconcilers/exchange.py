@@ -1,0 +1,184 @@
+"""The Exchange reconciler: one venue connection per Exchange resource, healthy and in sync (FR-112, FR-703).
+
+Each reconcile:
+
+1. builds the venue adapter when there is none or the spec changed (through an injected ``build`` — the
+   factory, or a test's), connects it, and registers the node's event routing;
+2. the first time after connecting, loads positions and open orders from the venue (design.md §4: never act
+   before they are loaded), adopting our orders into the trackers and reporting foreign ones;
+3. afterwards, every ``orders_resync_s`` (30 s) re-reads open orders (the exchange is the source of truth:
+   ours it no longer has are dropped, ones we did not know are adopted), resolves stuck creates by client
+   order id, and compares positions with the ledger every ``positions_resync_s`` (60 s), logging mismatches;
+4. sets ``Connected``, ``Authenticated`` and ``Ready``.
+
+A deleted Exchange is disconnected. Connection failures are transient (retried with backoff); refused
+credentials are terminal until the spec (or key) changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from mm.adapters.errors import AuthenticationFailedError, ExchangeError
+from mm.adapters.kalshi.adapter import KalshiAdapter
+from mm.controller.errors import TerminalError, TransientError
+from mm.controller.manager import Result
+from mm.controller.node import Account, ExchangeConnection, NodeContext
+from mm.domain.events import ExchangeEvent
+from mm.domain.orders import Fill
+from mm.specs.exchange import ExchangeSpec
+from mm.state.position_import import import_from_exchange, seed_ledger
+
+__all__ = ["ExchangeReconciler"]
+
+BuildAdapter = Callable[[str, ExchangeSpec], KalshiAdapter]
+
+US = 1_000_000
+
+
+class ExchangeReconciler:
+    kind = "Exchange"
+
+    def __init__(
+        self,
+        node: NodeContext,
+        build: BuildAdapter,
+        *,
+        orders_resync_s: float = 30.0,
+        positions_resync_s: float = 60.0,
+        stuck_after_s: float = 10.0,
+    ) -> None:
+        self.node = node
+        self._build = build
+        self._orders_resync_us = int(orders_resync_s * US)
+        self._positions_resync_us = int(positions_resync_s * US)
+        self._stuck_us = int(stuck_after_s * US)
+        self._last_positions_us: dict[str, int] = {}
+
+    def _router(self, name: str) -> Callable[[ExchangeEvent], Awaitable[None]]:
+        async def route(event: ExchangeEvent) -> None:
+            await self.node.on_venue_event(name, event)
+
+        return route
+
+    async def reconcile(self, name: str) -> Result:
+        node = self.node
+        resources = node.resources
+        stored = resources.get("Exchange", name)
+        current = node.exchanges.get(name)
+        if stored is None:
+            if current is not None:
+                await current.venue.disconnect()
+                del node.exchanges[name]
+                node.event(f"Exchange/{name}", "Disconnected", "the Exchange was deleted")
+            return Result()
+        spec: ExchangeSpec = stored.spec
+        if current is not None and current.digest != stored.digest:
+            node.event(f"Exchange/{name}", "Reconnecting", "the Exchange spec changed")
+            await current.venue.disconnect()
+            del node.exchanges[name]
+            current = None
+        if current is None:
+            try:
+                venue = self._build(name, spec)
+            except (ExchangeError, ValueError, OSError) as exc:
+                raise TerminalError(f"cannot build the {spec.venue} adapter: {exc}", reason="InvalidSpec") from exc
+            venue.on_event(self._router(name))
+            current = ExchangeConnection(name=name, digest=stored.digest, spec=spec, venue=venue)
+            node.exchanges[name] = current
+        if not current.venue.connected:
+            try:
+                await current.venue.connect()
+            except AuthenticationFailedError as exc:
+                resources.set_condition("Exchange", name, "Authenticated", "False", "AuthenticationFailed", str(exc))
+                resources.set_condition("Exchange", name, "Ready", "False", "AuthenticationFailed", str(exc))
+                raise TerminalError(str(exc), reason="AuthenticationFailed") from exc
+            except ExchangeError as exc:
+                resources.set_condition("Exchange", name, "Connected", "False", "ConnectFailed", str(exc))
+                resources.set_condition("Exchange", name, "Ready", "False", "ConnectFailed", str(exc))
+                raise TransientError(f"cannot connect: {exc}") from exc
+            current.connected = True
+            node.event(f"Exchange/{name}", "Connected", f"{spec.venue} ({spec.environment})")
+        resources.set_condition("Exchange", name, "Connected", "True", "Connected")
+        resources.set_condition("Exchange", name, "Authenticated", "True", "Authenticated")
+        now = node.clock.now_us()
+        try:
+            await self._sync(current, now)
+        except ExchangeError as exc:
+            resources.set_condition("Exchange", name, "Ready", "False", "SyncFailed", str(exc))
+            raise TransientError(f"sync with the venue failed: {exc}") from exc
+        resources.set_condition("Exchange", name, "Ready", "True", "Synced")
+        resources.set_status(
+            "Exchange",
+            name,
+            phase="Ready",
+            connected=current.venue.connected,
+            accounts=sorted(current.accounts),
+            foreign_orders=sum(len(a.tracker.foreign) for a in current.accounts.values()),
+            last_sync_us=current.last_resync_us,
+        )
+        resources.observed("Exchange", name, stored.generation)
+        if not current.loaded:
+            current.loaded = True
+            for key in node.markets_trading(name):
+                node.enqueue(key)
+        return Result(requeue_after_s=self._orders_resync_us / US)
+
+    async def _sync(self, conn: ExchangeConnection, now_us: int) -> None:
+        """Open orders (and stuck creates) every time; positions on their own period."""
+        if conn.loaded and now_us - conn.last_resync_us < self._orders_resync_us // 2:
+            return
+        live = conn.accounts.get("live")
+        if live is not None or not conn.loaded:
+            venue_open = await conn.venue.get_open_orders()
+            account = live if live is not None else self.node.account(conn.name, "live")
+            adopted, dropped = account.tracker.resync(venue_open)
+            for order in adopted:
+                self.node.event(f"Exchange/{conn.name}", "OrderAdopted", f"{order.client_order_id} was resting")
+            for order in dropped:
+                self.node.event(f"Exchange/{conn.name}", "OrderGone", f"{order.client_order_id} is no longer open")
+            for order in account.tracker.foreign.values():
+                self.node.event(
+                    f"Exchange/{conn.name}",
+                    "ForeignOrder",
+                    f"order {order.exchange_order_id} ({order.request.market_id}) is not ours: left alone",
+                )
+            for pending in account.tracker.stuck(now_us, self._stuck_us):
+                found = await conn.venue.get_order_by_client_id(
+                    pending.request.client_order_id, pending.request.market_id
+                )
+                if found is not None:
+                    account.tracker.acked(found)
+                    self.node.event(f"Exchange/{conn.name}", "StuckResolved", f"{found.client_order_id} exists")
+                elif now_us - pending.sent_us > 3 * self._stuck_us:
+                    account.tracker.failed(pending.request.client_order_id)
+                    self.node.event(
+                        f"Exchange/{conn.name}", "StuckResolved", f"{pending.request.client_order_id} never arrived"
+                    )
+            if not conn.loaded:
+                balance = await conn.venue.get_balance()
+                account.ledger.cash_micros = int(balance.available * 1_000_000)
+                await self._import_positions(conn, account)
+            last = self._last_positions_us.get(conn.name, 0)
+            if now_us - last >= self._positions_resync_us:
+                self._last_positions_us[conn.name] = now_us
+                positions = await conn.venue.get_positions()
+                for diff in account.ledger.diff_positions(positions):
+                    self.node.event(f"Exchange/{conn.name}", "PositionMismatch", str(diff), warning=True)
+        conn.last_resync_us = now_us
+
+    async def _import_positions(self, conn: ExchangeConnection, account: Account) -> None:
+        """FR-1401: the venue's positions seed the live ledger at start-up, priced from our own fill history
+        (``query_exchange``); an estimate is logged as such."""
+        positions = [p for p in await conn.venue.get_positions() if not p.is_flat]
+        if not positions:
+            return
+        fills: dict[str, list[Fill]] = {}
+        for fill in await conn.venue.get_fills():
+            fills.setdefault(fill.market_id, []).append(fill)
+        result = import_from_exchange(positions, avg_price_method="query_exchange", exchange_fills=fills)
+        seed_ledger(account.ledger, result)
+        for warning in result.warnings:
+            self.node.event(f"Exchange/{conn.name}", "PositionEstimated", str(warning), warning=True)
+        for entry in result.positions:
+            self.node.event(f"Exchange/{conn.name}", "PositionImported", entry.describe())

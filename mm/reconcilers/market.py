@@ -1,0 +1,456 @@
+"""The Market reconciler: book + inventory + time to settlement → strategy → risk → order plan → orders.
+
+observe (no venue call on the hot path: the adapter's live book, the account's tracker and ledger, the cached
+market facts) → plan (pure: :func:`~mm.reconcilers.order_plan.plan_orders`) → act (cancels, then amends and
+decreases, then places, batched, through the adapter and its rate limiter) → status.
+
+* Runtime objects (strategy engine, risk engine, kill switch) are built per Market from the effective specs
+  (the referenced Strategy and RiskPolicy with the Market's overrides merged, as admission merges them).
+  A spec change rebuilds them on the next cycle (FR-1001): a parameter change keeps the volatility
+  estimator's state; every reload is logged with the digests before and after and recorded as an event.
+* Nothing is quoted on a stale book (DataStale), before the exchange loaded our orders and positions, while a
+  create's outcome is unknown (only cancels run), inside the settlement cutoff (RCR-200: cancel everything,
+  phase Settling), or when the market is not active.
+* Execution ``live`` requires the Exchange's ``allow_live``; otherwise the Market is Stalled (no order sent).
+* A deleted Market carries out its deletion policy (``cancel_orders`` / ``orphan``) and drops its runtime.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from mm.adapters.base import ExchangeAdapter, MarketInfo
+from mm.adapters.errors import ExchangeError, ExchangeUnavailableError, OrderNotFoundError, RateLimitedError
+from mm.controller.errors import TerminalError, TransientError
+from mm.controller.manager import Result
+from mm.controller.node import Account, ExchangeConnection, NodeContext
+from mm.domain.orders import Order
+from mm.domain.price import QTY_SCALE
+from mm.reconcilers.client_ids import Level
+from mm.reconcilers.order_plan import Amend, Cancel, Decrease, OrderPlan, Place, PlanContext, plan_orders
+from mm.risk.base import RiskContext
+from mm.risk.engine import RiskEngine
+from mm.risk.kill_switch import KillSwitch
+from mm.risk.registry import build_pipeline
+from mm.risk.states import TradingState, most_restrictive
+from mm.specs.admission import merge_override
+from mm.specs.canonical import digest
+from mm.specs.market import MarketSpec
+from mm.specs.risk import RiskPolicySpec
+from mm.specs.strategy import StrategySpec
+from mm.state.records import ConfigAuditRecord, OrderRecord
+from mm.strategy.engine import QuoteInputs, StrategyEngine
+from mm.strategy.registry import build_engine
+
+__all__ = ["MarketReconciler", "MarketRuntime"]
+
+US = 1_000_000
+DEFAULT_CUTOFF_MINUTES = Decimal(3)
+
+
+@dataclass
+class MarketRuntime:
+    """What one Market keeps between reconciles."""
+
+    name: str
+    config_digest: str
+    strategy: StrategySpec
+    risk_policy: RiskPolicySpec
+    engine: StrategyEngine
+    risk: RiskEngine
+    generation: int
+    attempts: dict[Level, int] = field(default_factory=dict)
+    last_update_us: int | None = None
+    last_plan: OrderPlan | None = None
+    subscribed: tuple[str, str] | None = None
+    """(exchange, ticker) the market data subscription is for."""
+    last_mid_us: int = 0
+    quotes: dict[str, Any] = field(default_factory=dict)
+    orders_sent: int = 0
+    cancels_sent: int = 0
+
+
+def _state(text: str) -> TradingState:
+    return TradingState.parse(text)
+
+
+class MarketReconciler:
+    kind = "Market"
+
+    def __init__(self, node: NodeContext, *, cycle_s: float = 1.0) -> None:
+        self.node = node
+        self._cycle_s = cycle_s
+
+    # ------------------------------------------------------------------ entry
+
+    async def reconcile(self, name: str) -> Result:
+        node = self.node
+        stored = node.resources.get("Market", name)
+        if stored is None:
+            await self._deleted(name)
+            return Result()
+        spec: MarketSpec = stored.spec
+        conn = node.exchanges.get(spec.exchange_ref)
+        if conn is None or not conn.loaded:
+            self._condition(name, "Ready", "False", "WaitingForExchange", f"Exchange/{spec.exchange_ref} not ready")
+            raise TransientError(f"Exchange/{spec.exchange_ref} is not connected and synced yet", delay_s=0.5)
+        if spec.execution == "live" and not conn.spec.allow_live:
+            raise TerminalError(
+                f"execution live refused: Exchange/{spec.exchange_ref} does not set allow_live", reason="LiveNotAllowed"
+            )
+        runtime = self._runtime(name, spec, stored.generation)
+        account = node.account(spec.exchange_ref, spec.execution)
+        info = await self._market_info(conn, spec.ticker)
+        await self._subscribe(runtime, conn, account, spec.ticker)
+        plan, phase, why = self._plan(name, spec, runtime, conn, account, info)
+        await self._act(name, plan, runtime, account)
+        self._report(name, spec, stored.generation, runtime, account, plan, phase, why)
+        return Result(requeue_after_s=self._cycle_s)
+
+    # ------------------------------------------------------------------ building
+
+    def _effective(self, spec: MarketSpec) -> tuple[StrategySpec, RiskPolicySpec, str]:
+        resources = self.node.resources
+        strategy = resources.get("Strategy", spec.strategy_ref)
+        policy = resources.get("RiskPolicy", spec.risk_policy_ref)
+        if strategy is None or policy is None:
+            missing = f"Strategy/{spec.strategy_ref}" if strategy is None else f"RiskPolicy/{spec.risk_policy_ref}"
+            raise TerminalError(f"{missing} does not exist", reason="DependencyMissing")
+        s_data = strategy.spec_data
+        r_data = policy.spec_data
+        if spec.overrides.strategy:
+            s_data = merge_override(StrategySpec, s_data, spec.overrides.strategy)
+        if spec.overrides.risk:
+            r_data = merge_override(RiskPolicySpec, r_data, spec.overrides.risk)
+        try:
+            s_spec = StrategySpec.model_validate(s_data) if s_data is not strategy.spec_data else strategy.spec
+            r_spec = RiskPolicySpec.model_validate(r_data) if r_data is not policy.spec_data else policy.spec
+        except ValueError as exc:
+            raise TerminalError(f"overrides do not validate: {exc}", reason="InvalidOverrides") from exc
+        return s_spec, r_spec, digest({"strategy": s_data, "risk": r_data})
+
+    def _runtime(self, name: str, spec: MarketSpec, generation: int) -> MarketRuntime:
+        node = self.node
+        s_spec, r_spec, config_digest = self._effective(spec)
+        current: MarketRuntime | None = node.market_state.get(name)
+        if current is not None and current.config_digest == config_digest:
+            current.generation = generation
+            return current
+        engine = build_engine(s_spec)
+        if current is not None and type(current.engine.volatility) is type(engine.volatility):
+            # FR-1002 state transfer: a parameter change keeps what the estimator has learnt.
+            engine = engine.with_component("volatility", current.engine.volatility, transfer_state=False)
+        switch = KillSwitch(node.latch, f"market/{name}")
+        risk = RiskEngine(build_pipeline(r_spec), switch, node.node_switch)
+        runtime = MarketRuntime(name, config_digest, s_spec, r_spec, engine, risk, generation)
+        if current is not None:
+            runtime.attempts = current.attempts
+            runtime.last_update_us = current.last_update_us
+            runtime.subscribed = current.subscribed
+            node.event(f"Market/{name}", "Reloaded", f"config {current.config_digest[:12]} -> {config_digest[:12]}")
+            node.record(
+                ConfigAuditRecord(
+                    node.clock.now_us(),
+                    "reload",
+                    f"Market/{name}",
+                    "file_watch",
+                    {"digest": current.config_digest},
+                    {"digest": config_digest},
+                )
+            )
+        node.market_state[name] = runtime
+        return runtime
+
+    async def _market_info(self, conn: ExchangeConnection, ticker: str) -> MarketInfo:
+        info = conn.markets.get(ticker)
+        if info is None:
+            try:
+                info = await conn.venue.get_market(ticker)
+            except ExchangeError as exc:
+                raise TransientError(f"cannot read market {ticker}: {exc}") from exc
+            conn.markets[ticker] = info
+        return info
+
+    async def _subscribe(self, runtime: MarketRuntime, conn: ExchangeConnection, account: Account, ticker: str) -> None:
+        wanted = (conn.name, ticker)
+        if runtime.subscribed == wanted:
+            return
+        try:
+            await conn.venue.subscribe_market(ticker)
+        except ExchangeError as exc:
+            raise TransientError(f"cannot subscribe {ticker}: {exc}") from exc
+        runtime.subscribed = wanted
+
+    # ------------------------------------------------------------------ planning
+
+    def _plan(
+        self,
+        name: str,
+        spec: MarketSpec,
+        runtime: MarketRuntime,
+        conn: ExchangeConnection,
+        account: Account,
+        info: MarketInfo,
+    ) -> tuple[OrderPlan, str, str]:
+        node = self.node
+        now = node.clock.now_us()
+        ticker = spec.ticker
+        venue = conn.venue
+        book = venue.book(ticker)
+        position = account.ledger.net_units(ticker)
+        open_orders = account.tracker.open_orders(ticker)
+        node_state = _state(self._node_spec_state())
+        policy_state = _state(runtime.risk_policy.trading_state)
+        market_state = _state(spec.trading_state)
+        cutoff = spec.cutoff_minutes if spec.cutoff_minutes is not None else DEFAULT_CUTOFF_MINUTES
+        seconds_left = (info.close_time_us - now) / US if info.close_time_us else math.inf
+        desired = None
+        state = most_restrictive(node_state, policy_state, market_state)
+        phase, why = "Quoting", ""
+        if info.status != "active":
+            phase, why = "Closed", f"market is {info.status}"
+        elif seconds_left <= float(cutoff) * 60:
+            phase, why = "Settling", f"inside the {cutoff}-minute settlement cutoff ({seconds_left:.0f} s left)"
+        elif book is None or venue.is_stale(ticker):
+            phase, why = "DataStale", "no trustworthy order book (resyncing)"
+        elif book.mid() is None:
+            phase, why = "Waiting", "one-sided book: no mid to quote around"
+        elif account.tracker.pending_in(ticker):
+            phase, why = "Reconciling", "waiting for the outcome of an order sent earlier"
+        else:
+            mid = book.mid()
+            assert mid is not None
+            grid = info.grid
+            account.ledger.mark(ticker, mid, now)
+            runtime.engine.on_mid(float(mid), now)
+            result = runtime.engine.quote(
+                QuoteInputs(
+                    market_id=ticker,
+                    mid=float(mid),
+                    inventory=position / QTY_SCALE,
+                    time_to_settlement=max(seconds_left, 0.0),
+                    now_us=now,
+                    grid=grid,
+                )
+            )
+            pnl = account.ledger.market(ticker, now)
+            context = RiskContext(
+                market_id=ticker,
+                now_us=now,
+                snapshot=book.snapshot(ticker, now),
+                grid=grid,
+                inventory_units=position,
+                max_inventory_units=int(runtime.strategy.max_inventory * QTY_SCALE),
+                yes_units=max(position, 0),
+                no_units=max(-position, 0),
+                notional_units=pnl.cost_basis_micros // 100,
+                realized_pnl_units=pnl.realized_micros // 100,
+                unrealized_pnl_units=pnl.unrealized_micros // 100,
+                fees_units=pnl.fees.total_micros // 100,
+                hourly_pnl_units=pnl.hourly_net_micros // 100,
+                daily_pnl_units=pnl.daily_net_micros // 100,
+                drawdown_units=max(0, pnl.peak_net_micros - pnl.net_micros) // 100,
+                time_to_settlement_seconds=seconds_left,
+                volatility=result.volatility,
+            )
+            outcome = runtime.risk.evaluate(
+                result.quotes, context, node_state=node_state, policy_state=policy_state, market_state=market_state
+            )
+            if outcome.kill_switch_tripped:
+                node.event(f"Market/{name}", "KillSwitchTripped", outcome.kill_switch_tripped, warning=True)
+            state = outcome.state
+            desired = outcome.quotes
+            runtime.quotes = {
+                "yes_bid": str(desired.yes_bid.price) if desired and desired.yes_bid else None,
+                "yes_ask": str(desired.yes_ask.price) if desired and desired.yes_ask else None,
+                "mid": str(mid),
+                "volatility": result.volatility,
+            }
+            if desired is None:
+                phase, why = (
+                    ("Halted", outcome.reason or "halted")
+                    if outcome.cancel_all
+                    else (
+                        "Blocked",
+                        outcome.reason or "; ".join(r.reason for r in outcome.records if r.reason) or "risk blocked",
+                    )
+                )
+            elif state is TradingState.HALTED:
+                phase = "Halted"
+        if node.node_switch.tripped:
+            state, phase, why = TradingState.HALTED, "Halted", f"kill switch: {node.node_switch.state.reason}"
+            desired = None
+        if desired is None and phase == "Quoting":
+            phase = "Idle"
+        context_plan = PlanContext(
+            market_id=ticker,
+            grid=info.grid,
+            capabilities=account.adapter.capabilities,
+            generation=runtime.generation,
+            now_us=now,
+            trading_state=state,
+            position_units=position,
+            materiality_ticks=spec.quoting.materiality_ticks,
+            client_id_prefix=node.prefix,
+            last_update_us=runtime.last_update_us,
+            max_updates_per_second=spec.quoting.max_updates_per_second,
+            attempts=dict(runtime.attempts),
+        )
+        plan = plan_orders(desired, open_orders, context_plan)
+        runtime.last_plan = plan
+        return plan, phase, why
+
+    def _node_spec_state(self) -> str:
+        nodes = self.node.resources.all("TradingNode")
+        return str(nodes[0].spec.trading_state) if nodes else "active"
+
+    # ------------------------------------------------------------------ acting
+
+    async def _act(self, name: str, plan: OrderPlan, runtime: MarketRuntime, account: Account) -> None:
+        if plan.is_empty:
+            return
+        node = self.node
+        adapter = account.adapter
+        tracker = account.tracker
+        cancels = [a for a in plan.actions if isinstance(a, Cancel) and a.order_id]
+        changes = [a for a in plan.actions if isinstance(a, Amend | Decrease)]
+        places = [a for a in plan.actions if isinstance(a, Place)]
+        try:
+            if cancels:
+                ids = [a.order_id for a in cancels if a.order_id]
+                results = await adapter.cancel_orders(ids)
+                for order_id, error in zip(ids, results, strict=False):
+                    if error is None or isinstance(error, OrderNotFoundError):
+                        tracker.cancelled(order_id)
+                    else:
+                        node.event(f"Market/{name}", "CancelFailed", f"{order_id}: {error}", warning=True)
+                runtime.cancels_sent += len(ids)
+            for change in changes:
+                await self._change(name, adapter, account, change)
+            if places:
+                for place in places:
+                    tracker.sent(place.request, node.clock.now_us())
+                    runtime.attempts[place.level] = place.attempt + 1
+                placed = await adapter.place_orders([p.request for p in places])
+                for place, result in zip(places, placed, strict=False):
+                    if isinstance(result, Order):
+                        tracker.acked(result)
+                        node.record(OrderRecord(result))
+                    elif isinstance(result, ExchangeUnavailableError):
+                        tracker.outcome_unknown(place.request.client_order_id)
+                        node.event(f"Market/{name}", "OrderOutcomeUnknown", str(result), warning=True)
+                    else:
+                        tracker.failed(place.request.client_order_id)
+                        node.event(f"Market/{name}", "OrderRejected", f"{place.request.client_order_id}: {result}")
+                    if self.node.metrics is not None:
+                        status = "accepted" if isinstance(result, Order) else "rejected"
+                        self.node.metrics.orders.labels(
+                            market=place.request.market_id, side=place.request.order_side.value, status=status
+                        ).inc()
+                runtime.orders_sent += len(places)
+                node.orders_sent += len(places)
+        except RateLimitedError as exc:
+            raise TransientError(f"rate limited: {exc}", delay_s=1.0) from exc
+        except ExchangeUnavailableError as exc:
+            for place in places:
+                tracker.outcome_unknown(place.request.client_order_id)
+            raise TransientError(f"exchange unavailable: {exc}") from exc
+        if not plan.deferred:
+            runtime.last_update_us = node.clock.now_us()
+
+    async def _change(self, name: str, adapter: ExchangeAdapter, account: Account, change: Amend | Decrease) -> None:
+        try:
+            if isinstance(change, Decrease):
+                await adapter.decrease_order(change.order_id, reduce_to=change.reduce_to)
+                current = account.tracker.get(change.order_id)
+                if current is not None and change.reduce_to < current.remaining:
+                    account.tracker.update(current.decreased(change.reduce_to, self.node.clock.now_us()))
+                return
+            amended = await adapter.amend_order(change.order_id, price=change.price, quantity=change.quantity)
+            account.tracker.update(amended)
+            self.node.record(OrderRecord(amended))
+        except OrderNotFoundError:
+            account.tracker.cancelled(change.order_id)
+        except (ExchangeUnavailableError, RateLimitedError):
+            raise
+        except ExchangeError as exc:
+            # Typically the order filled or was cancelled meanwhile, or a post-only amend would cross: do not
+            # guess — drop our copy (the venue's update or the next resync restores it) and cancel it if it rests.
+            self.node.event(f"Market/{name}", "AmendFailed", f"{change.order_id}: {exc}")
+            results = await adapter.cancel_orders([change.order_id])
+            if results and (results[0] is None or isinstance(results[0], OrderNotFoundError)):
+                account.tracker.cancelled(change.order_id)
+
+    async def _deleted(self, name: str) -> None:
+        runtime: MarketRuntime | None = self.node.market_state.pop(name, None)
+        if runtime is None or runtime.subscribed is None:
+            return
+        exchange, ticker = runtime.subscribed
+        conn = self.node.exchanges.get(exchange)
+        if conn is None:
+            return
+        for account in conn.accounts.values():
+            mine = account.tracker.open_orders(ticker)
+            if mine:
+                results = await account.adapter.cancel_orders([o.exchange_order_id or "" for o in mine])
+                for order, error in zip(mine, results, strict=False):
+                    if error is None or isinstance(error, OrderNotFoundError):
+                        account.tracker.cancelled(order.exchange_order_id or "")
+        if not self.node.markets_trading(exchange, ticker):
+            await conn.venue.unsubscribe_market(ticker)
+        self.node.event(f"Market/{name}", "Deleted", f"orders of {ticker} cancelled")
+
+    # ------------------------------------------------------------------ status
+
+    def _condition(self, name: str, type_: str, status: str, reason: str, message: str = "") -> None:
+        self.node.resources.set_condition("Market", name, type_, status, reason, message)  # type: ignore[arg-type]
+
+    def _report(
+        self,
+        name: str,
+        spec: MarketSpec,
+        generation: int,
+        runtime: MarketRuntime,
+        account: Account,
+        plan: OrderPlan,
+        phase: str,
+        why: str,
+    ) -> None:
+        node = self.node
+        now = node.clock.now_us()
+        ticker = spec.ticker
+        pnl = account.ledger.market(ticker, now)
+        resources = node.resources
+        quoting = phase == "Quoting" and bool(plan.desired)
+        self._condition(name, "Ready", "True", "Reconciled")
+        self._condition(name, "Quoting", "True" if quoting else "False", phase, why)
+        self._condition(name, "DataStale", "True" if phase == "DataStale" else "False", phase, why)
+        self._condition(name, "Halted", "True" if phase == "Halted" else "False", phase, why)
+        self._condition(name, "Reconciling", "True" if plan.deferred or phase == "Reconciling" else "False", phase)
+        resources.set_status(
+            "Market",
+            name,
+            phase=phase,
+            message=why,
+            ticker=ticker,
+            execution=spec.execution,
+            quotes=runtime.quotes if quoting else {},
+            desired_levels=[(d.level.value, str(d.price), d.size.to_fp()) for d in plan.desired],
+            position=str(Decimal(account.ledger.net_units(ticker)) / QTY_SCALE),
+            realized_pnl=str(Decimal(pnl.realized_micros).scaleb(-6)),
+            unrealized_pnl=str(Decimal(pnl.unrealized_micros).scaleb(-6)),
+            fees=str(Decimal(pnl.fees.total_micros).scaleb(-6)),
+            open_orders=len(account.tracker.open_orders(ticker)),
+            orders_sent=runtime.orders_sent,
+            cancels_sent=runtime.cancels_sent,
+            last_reconcile_us=now,
+        )
+        resources.observed("Market", name, generation)
+        metrics = node.metrics
+        if metrics is not None:
+            metrics.inventory.labels(market=ticker).set(account.ledger.net_units(ticker) / QTY_SCALE)
+            metrics.pnl_realized.labels(market=ticker).set(pnl.realized_micros / 1_000_000)
+            metrics.pnl_unrealized.labels(market=ticker).set(pnl.unrealized_micros / 1_000_000)
