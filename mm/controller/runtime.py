@@ -126,7 +126,7 @@ class NodeRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self.checkpoints: CheckpointWriter | None = None
         self.started = False
-        self.ready = False
+        self._stopped = False
 
     # ------------------------------------------------------------------ start
 
@@ -262,6 +262,10 @@ class NodeRuntime:
     # ------------------------------------------------------------------ stop
 
     async def stop(self, mode: str = "drain") -> None:
+        """Shut down (idempotent): see the module docstring for what each mode does with our orders."""
+        if self._stopped or not self.started:
+            return
+        self._stopped = True
         await self.manager.stop()
         for task in self._tasks:
             task.cancel()

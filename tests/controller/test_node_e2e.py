@@ -1,0 +1,213 @@
+"""The running node against the simulator (issue 8's tests): quoting, inventory skew, hot reload without
+duplicates, materiality, settlement cutoff, kill switch across a restart, drift repair, market isolation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mm.reconcilers.market import MarketReconciler
+from mm.sim.types import BookSide as SimBookSide
+from tests.controller.harness import (
+    EXCHANGE_YAML,
+    RISK_YAML,
+    Harness,
+    admitted,
+    make_runtime,
+    market_yaml,
+    running_node,
+    strategy_yaml,
+    wait_until,
+)
+
+US = 1_000_000
+
+
+def one_market(tickers: list[str]) -> list[str]:
+    return [EXCHANGE_YAML, strategy_yaml(), RISK_YAML, market_yaml("m1", tickers[0])]
+
+
+def prices(h: Harness, ticker: str) -> dict[SimBookSide, int]:
+    return {o.side: o.price for o in h.our_orders(ticker)}  # type: ignore[attr-defined]
+
+
+def assert_one_order_per_side(h: Harness, ticker: str) -> None:
+    sides = Counter(o.side for o in h.our_orders(ticker))  # type: ignore[attr-defined]
+    assert all(n == 1 for n in sides.values()), f"several of our orders rest on one side: {sides}"
+
+
+async def test_apply_then_ready_and_quoting_both_sides_within_2_s(tmp_path: Path) -> None:
+    async with running_node(tmp_path, one_market) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await wait_until(lambda: h.quoting("m1", ticker), timeout=2.0, what="quotes on both sides")
+        elapsed = loop.time() - started
+        assert elapsed < 2.0
+        assert h.runtime.is_ready()
+        market = h.runtime.resources.get("Market", "m1")
+        assert market is not None and market.is_true("Ready") and market.is_true("Quoting")
+        assert market.observed_generation == market.generation
+        quoted = prices(h, ticker)
+        # mid 0.50, spread 0.04: bid 0.48, ask 0.52 (two orders: the NO quotes merged into them)
+        assert quoted == {SimBookSide.BID: 4800, SimBookSide.ASK: 5200}
+        assert_one_order_per_side(h, ticker)
+
+
+async def test_inventory_moves_quotes_the_right_way(tmp_path: Path) -> None:
+    def skewed(tickers: list[str]) -> list[str]:
+        return [EXCHANGE_YAML, strategy_yaml(skew="0.2"), RISK_YAML, market_yaml("m1", tickers[0])]
+
+    async with running_node(tmp_path, skewed) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        before = prices(h, ticker)
+        h.take(ticker, SimBookSide.ASK, 4800, 500)  # a crowd seller hits our 0.48 bid: we are long 5 YES
+        account = h.runtime.node.account("sim", "live")
+        await wait_until(lambda: account.ledger.net_units(ticker) == 500, what="the fill in the ledger")
+
+        def moved_down() -> bool:
+            now = prices(h, ticker)
+            return len(now) == 2 and now[SimBookSide.BID] < before[SimBookSide.BID] and now[
+                SimBookSide.ASK
+            ] < before[SimBookSide.ASK]
+
+        await wait_until(moved_down, what="both quotes to move down after buying")
+        assert_one_order_per_side(h, ticker)
+
+
+async def test_a_spec_change_moves_orders_within_a_cycle_without_duplicates(tmp_path: Path) -> None:
+    async with running_node(tmp_path, one_market) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        assert prices(h, ticker) == {SimBookSide.BID: 4800, SimBookSide.ASK: 5200}
+        changed = h.runtime.apply(admitted(strategy_yaml(spread="0.08")))
+        assert changed == ["Strategy/s1"]
+        await wait_until(
+            lambda: prices(h, ticker) == {SimBookSide.BID: 4600, SimBookSide.ASK: 5400}, what="the wider quotes"
+        )
+        assert_one_order_per_side(h, ticker)
+        ids = [o.client_order_id for o in h.exchange.orders.values() if o.client_order_id.startswith("mm:")]
+        assert len(ids) == len(set(ids)), "a client order id was used twice"
+        assert any(e[2] == "Reloaded" for e in h.runtime.node.events)
+
+
+async def test_materiality_avoids_churn_on_a_quiet_book(tmp_path: Path) -> None:
+    async with running_node(tmp_path, one_market) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        sent = h.runtime.node.orders_sent
+        reconciles = h.runtime.manager.reconciles
+        # a quiet minute of market time (the node's cycle keeps re-planning meanwhile)
+        for _ in range(6):
+            h.base.advance(10)
+            await asyncio.sleep(0.2)
+        assert h.runtime.manager.reconciles > reconciles + 5  # it kept reconciling...
+        assert h.runtime.node.orders_sent == sent  # ...and sent nothing
+        assert len(h.our_orders(ticker)) == 2
+
+
+async def test_the_settlement_cutoff_cancels_everything(tmp_path: Path) -> None:
+    async with running_node(tmp_path, one_market) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        close = h.exchange.markets[ticker].close_us
+        h.base.advance_us(close - 2 * 60 * US - h.sim.clock.now_us())  # 2 minutes before the close
+        await wait_until(lambda: not h.our_orders(ticker), what="every order cancelled at the cutoff")
+        await wait_until(lambda: h.market_status("m1").get("phase") == "Settling", what="phase Settling")
+
+
+async def test_the_kill_switch_cancels_all_orders_and_stays_halted_across_a_restart(tmp_path: Path) -> None:
+    def two_markets(tickers: list[str]) -> list[str]:
+        return [
+            EXCHANGE_YAML,
+            strategy_yaml(),
+            RISK_YAML,
+            market_yaml("m1", tickers[0]),
+            market_yaml("m2", tickers[1]),
+        ]
+
+    state_dir = tmp_path / "node"
+    async with running_node(tmp_path, two_markets, state_dir=state_dir) as h:
+        first, second = h.tickers()[:2]
+        h.seed_book(first)
+        h.seed_book(second)
+        await wait_until(lambda: h.quoting("m1", first) and h.quoting("m2", second), what="both quoting")
+        cancelled = await h.runtime.kill("test: manual stop")
+        assert cancelled == 4
+        assert h.our_orders() == []  # the exchange confirms
+        await wait_until(lambda: h.market_status("m1").get("phase") == "Halted", what="Halted")
+        sent = h.runtime.node.orders_sent
+        await asyncio.sleep(0.6)
+        assert h.runtime.node.orders_sent == sent and h.our_orders() == []
+        sim = h.sim
+        await h.runtime.stop("pause")
+
+        restarted = make_runtime(sim, state_dir)
+        await restarted.start(admitted(*two_markets(h.tickers())))
+        try:
+            assert restarted.node.node_switch.tripped
+            await wait_until(lambda: restarted.node.exchanges.get("sim") is not None, what="reconnect")
+            await asyncio.sleep(1.0)
+            assert h.our_orders() == [] and restarted.node.orders_sent == 0
+            assert not restarted.is_ready()
+            restarted.resume(confirm=True, operator="tester")
+            await wait_until(lambda: len(h.our_orders()) == 4, what="quoting again after the reset")
+        finally:
+            await restarted.stop("drain")
+
+
+async def test_drift_is_repaired_orphans_recreated_and_unwanted_orders_cancelled(tmp_path: Path) -> None:
+    async with running_node(tmp_path, one_market) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        bid = next(o for o in h.our_orders(ticker) if o.side is SimBookSide.BID)  # type: ignore[attr-defined]
+        h.exchange.cancel_order(bid.user_id, bid.order_id)  # someone cancelled it behind our back
+        h.sim.state.publish()
+        await wait_until(
+            lambda: any(o.side is SimBookSide.BID and o.order_id != bid.order_id for o in h.our_orders(ticker)),
+            what="the missing bid recreated",
+        )
+        assert_one_order_per_side(h, ticker)
+
+
+async def test_a_market_whose_reconcile_raises_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def two_markets(tickers: list[str]) -> list[str]:
+        return [
+            EXCHANGE_YAML,
+            strategy_yaml(),
+            RISK_YAML,
+            market_yaml("good", tickers[0]),
+            market_yaml("bad", tickers[1]),
+        ]
+
+    original = MarketReconciler._plan
+
+    def exploding(self: MarketReconciler, name: str, *args: object) -> object:
+        if name == "bad":
+            raise RuntimeError("a bug in one market")
+        return original(self, name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MarketReconciler, "_plan", exploding)
+    async with running_node(tmp_path, two_markets) as h:
+        good, bad = h.tickers()[:2]
+        h.seed_book(good)
+        h.seed_book(bad)
+        await wait_until(lambda: h.quoting("good", good), what="the good market quoting")
+        await wait_until(lambda: h.runtime.manager.failures.get("Market/bad", 0) >= 2, what="the bad one failing")
+        assert h.our_orders(bad) == []
+        sent = h.runtime.node.orders_sent
+        h.take(good, SimBookSide.ASK, 4800, 500)  # the good market keeps trading and re-quoting
+        await wait_until(lambda: h.runtime.node.orders_sent > sent, what="the good market re-quoting")
+        assert "RuntimeError" in h.runtime.manager.last_error["Market/bad"]
