@@ -18,19 +18,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from watchfiles import awatch
+
 from mm.adapters.factory import build_venue_adapter
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.kalshi.signer import KalshiSigner
 from mm.clock import Clock, WallClock, datetime_to_us
 from mm.controller.api import ControlApi, load_or_create_token
 from mm.controller.runtime import NodeRuntime, RuntimeOptions
+from mm.domain.errors import MmError
+from mm.observability.redaction import redact_text
 from mm.sim.server import Simulator, SimulatorConfig
 from mm.specs.admission import AdmittedResource, admit_or_raise
 from mm.specs.exchange import ExchangeSpec
 from mm.specs.node import TradingNodeSpec
 from mm.specs.yaml_loader import load_sources
 
-__all__ = ["RunOptions", "run_node"]
+__all__ = ["FileReloader", "RunOptions", "run_node"]
 
 
 @dataclass
@@ -58,6 +62,37 @@ def _start_us(text: str | None) -> int | None:
     if text is None:
         return None
     return datetime_to_us(datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC))
+
+
+class FileReloader:
+    """Git-ops by file watch (FR-1001): re-admit the ``-f`` paths when a file changes (or on SIGHUP) and apply
+    what changed. A bundle that does not pass admission is reported (file, line, field) and *nothing* of it is
+    applied: the node keeps running the last good revision."""
+
+    def __init__(self, runtime: NodeRuntime, paths: list[str]) -> None:
+        self.runtime = runtime
+        self.paths = paths
+        self.applied: list[list[str]] = []
+        self.refused: list[str] = []
+
+    async def reload(self, trigger: str = "file_watch") -> list[str]:
+        try:
+            admitted = admit_or_raise(load_sources(self.paths))
+        except MmError as exc:
+            message = redact_text(str(exc))
+            self.refused.append(message)
+            self.runtime.node.event("TradingNode", "ReloadRefused", message, warning=True)
+            return []
+        changed = self.runtime.apply(admitted, source=trigger)
+        self.applied.append(changed)
+        if changed:
+            self.runtime.node.event("TradingNode", "Reloaded", f"{trigger}: {', '.join(changed)}")
+        return changed
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        existing = [p for p in self.paths if Path(p).exists()]
+        async for _changes in awatch(*existing, stop_event=stop, debounce=300, step=50):
+            await self.reload("file_watch")
 
 
 async def run_node(options: RunOptions) -> dict[str, Any]:
@@ -137,6 +172,12 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        reloader = FileReloader(runtime, list(options.paths))
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.reload("signal")))
+        watcher: asyncio.Task[None] | None = None
+        if node_spec.hot_reload.enabled and node_spec.hot_reload.file_watch:
+            watcher = asyncio.create_task(reloader.watch(stop), name="file-watch")
         try:
             if options.duration_s is not None:
                 with contextlib.suppress(TimeoutError):
@@ -144,7 +185,11 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             else:
                 await stop.wait()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             summary = runtime.summary()

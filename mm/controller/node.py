@@ -12,7 +12,8 @@ each account has its own :class:`OrderTracker` and :class:`Ledger`, so paper PnL
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from mm.domain.fees import FeeSchedule
 from mm.observability.metrics import Metrics
 from mm.risk.kill_switch import InMemoryLatch, KillSwitch, KillSwitchLatch
 from mm.specs.exchange import ExchangeSpec
+from mm.specs.risk import KillSwitch as KillSwitchSpec
 from mm.state.ledger import Ledger
 from mm.state.records import EventRecord, FillRecord, OrderRecord, Record
 
@@ -105,6 +107,30 @@ class NodeContext:
         self.fills_seen = 0
         self.orders_sent = 0
         self._settled_markets: dict[str, set[str]] = {}
+        self._order_results: deque[tuple[int, bool]] = deque()
+        self.kill: Callable[[str, str], Awaitable[int]] | None = None
+        """Set by the runtime: trip the node kill switch and cancel everything (reason, source)."""
+
+    def note_order_results(self, results: Iterable[bool], policy: KillSwitchSpec) -> str | None:
+        """Record order outcomes (True = rejected) and return a reason when the reject rate over the policy's
+        window exceeds its limit (a kill switch trigger: something is systematically wrong)."""
+        now = self.clock.now_us()
+        window = int(policy.reject_window_seconds * 1_000_000)
+        results_deque = self._order_results
+        for rejected in results:
+            results_deque.append((now, rejected))
+        while results_deque and results_deque[0][0] < now - window:
+            results_deque.popleft()
+        total = len(results_deque)
+        if total < policy.min_orders_for_reject_rate:
+            return None
+        rejected_count = sum(1 for _, r in results_deque if r)
+        if Decimal(rejected_count) / total > policy.max_reject_rate:
+            return (
+                f"order reject rate {rejected_count}/{total} over {policy.reject_window_seconds} s exceeds "
+                f"{policy.max_reject_rate}"
+            )
+        return None
 
     def use_latch(self, latch: KillSwitchLatch) -> None:
         """Switch to a durable latch (the store's), re-reading the node switch from it."""

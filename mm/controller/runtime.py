@@ -29,7 +29,7 @@ from typing import Any
 
 from mm.adapters.errors import ExchangeError, OrderNotFoundError
 from mm.adapters.kalshi.adapter import KalshiAdapter
-from mm.clock import Clock
+from mm.clock import Clock, WallClock
 from mm.controller.manager import ControllerManager
 from mm.controller.node import NodeContext
 from mm.controller.resources import ResourceStore, key_of
@@ -101,6 +101,7 @@ class NodeRuntime:
         build_venue: BuildVenue,
         *,
         metrics: Metrics | None = None,
+        wall_clock: Clock | None = None,
     ) -> None:
         self.clock = clock
         self.options = options
@@ -123,6 +124,9 @@ class NodeRuntime:
             dependants=dependants(self.resources),
         )
         self.node.enqueue = self.queue.add
+        self.node.kill = self._kill_from_node
+        self._wall = wall_clock if wall_clock is not None else WallClock()
+        self._down_since_ns: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.checkpoints: CheckpointWriter | None = None
         self.started = False
@@ -163,6 +167,7 @@ class NodeRuntime:
         )
         self._tasks.append(asyncio.create_task(self.checkpoints.run(), name="checkpoints"))
         self._tasks.append(asyncio.create_task(self._pnl_snapshots(), name="pnl-snapshots"))
+        self._tasks.append(asyncio.create_task(self._stream_watchdog(), name="stream-watchdog"))
         self.started = True
         if self.node.node_switch.tripped:
             self.node.event(
@@ -223,6 +228,31 @@ class NodeRuntime:
                     )
                 )
 
+    async def _stream_watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            await self.check_streams()
+
+    async def check_streams(self) -> str | None:
+        """Kill switch trigger: an exchange's order/fill stream has been down longer than the strictest
+        policy's ``stale_stream_seconds`` (real time) while our orders rest there — we would not see fills."""
+        now = self._wall.monotonic_ns()
+        policies = [p.spec.kill_switch for p in self.resources.all("RiskPolicy") if p.spec.kill_switch.enabled]
+        if not policies or self.node.node_switch.tripped:
+            return None
+        limit_ns = int(min(p.stale_stream_seconds for p in policies) * 1_000_000_000)
+        for name, conn in self.node.exchanges.items():
+            if conn.venue.ws is None or conn.venue.ws.connected:
+                self._down_since_ns.pop(name, None)
+                continue
+            since = self._down_since_ns.setdefault(name, now)
+            resting = any(a.tracker.open_orders() for a in conn.accounts.values() if a.execution == "live")
+            if resting and now - since >= limit_ns:
+                reason = f"Exchange/{name} order stream down for {(now - since) / 1e9:.1f} s while orders rest"
+                await self.kill(reason, source="rule")
+                return reason
+        return None
+
     # ------------------------------------------------------------------ kill switch
 
     async def kill(self, reason: str, *, source: str = "manual") -> int:
@@ -234,6 +264,9 @@ class NodeRuntime:
         for market in self.resources.all("Market"):
             self.queue.add(market.key)
         return cancelled
+
+    async def _kill_from_node(self, reason: str, source: str) -> int:
+        return await self.kill(reason, source=source)
 
     def resume(self, *, confirm: bool, operator: str) -> None:
         self.node.node_switch.reset(confirm=confirm, operator=operator, now_us=self.clock.now_us())

@@ -71,6 +71,9 @@ class MarketRuntime:
     quotes: dict[str, Any] = field(default_factory=dict)
     orders_sent: int = 0
     cancels_sent: int = 0
+    reloads: list[int] = field(default_factory=list)
+    """Times (µs) of the config changes applied in the last minute (hot_reload.max_changes_per_minute)."""
+    reload_blocked_until_us: int = 0
 
 
 def _state(text: str) -> TradingState:
@@ -133,36 +136,157 @@ class MarketReconciler:
         return s_spec, r_spec, digest({"strategy": s_data, "risk": r_data})
 
     def _runtime(self, name: str, spec: MarketSpec, generation: int) -> MarketRuntime:
+        """The Market's runtime for its current effective config; a change goes through the safe transition."""
         node = self.node
         s_spec, r_spec, config_digest = self._effective(spec)
         current: MarketRuntime | None = node.market_state.get(name)
         if current is not None and current.config_digest == config_digest:
             current.generation = generation
             return current
+        if current is None:
+            runtime = self._build(name, s_spec, r_spec, config_digest, generation, None)
+            node.market_state[name] = runtime
+            return runtime
+        return self._transition(name, current, s_spec, r_spec, config_digest, generation)
+
+    def _build(
+        self,
+        name: str,
+        s_spec: StrategySpec,
+        r_spec: RiskPolicySpec,
+        config_digest: str,
+        generation: int,
+        previous: MarketRuntime | None,
+    ) -> MarketRuntime:
         engine = build_engine(s_spec)
-        if current is not None and type(current.engine.volatility) is type(engine.volatility):
-            # FR-1002 state transfer: a parameter change keeps what the estimator has learnt.
-            engine = engine.with_component("volatility", current.engine.volatility, transfer_state=False)
-        switch = KillSwitch(node.latch, f"market/{name}")
-        risk = RiskEngine(build_pipeline(r_spec), switch, node.node_switch)
+        if previous is not None:
+            old = previous.engine.volatility
+            same_kind = type(old) is type(engine.volatility)
+            if same_kind or s_spec.components.volatility.state_transfer:
+                # FR-1002: a parameter change keeps what the estimator learnt; a swap inherits it when asked.
+                engine.volatility.set_state(old.get_state())
+        switch = KillSwitch(self.node.latch, f"market/{name}")
+        risk = RiskEngine(build_pipeline(r_spec), switch, self.node.node_switch)
         runtime = MarketRuntime(name, config_digest, s_spec, r_spec, engine, risk, generation)
-        if current is not None:
-            runtime.attempts = current.attempts
-            runtime.last_update_us = current.last_update_us
-            runtime.subscribed = current.subscribed
-            node.event(f"Market/{name}", "Reloaded", f"config {current.config_digest[:12]} -> {config_digest[:12]}")
-            node.record(
-                ConfigAuditRecord(
-                    node.clock.now_us(),
-                    "reload",
-                    f"Market/{name}",
-                    "file_watch",
-                    {"digest": current.config_digest},
-                    {"digest": config_digest},
-                )
-            )
-        node.market_state[name] = runtime
+        if previous is not None:
+            runtime.attempts = previous.attempts
+            runtime.last_update_us = previous.last_update_us
+            runtime.subscribed = previous.subscribed
+            runtime.reloads = previous.reloads
+            runtime.orders_sent = previous.orders_sent
+            runtime.cancels_sent = previous.cancels_sent
         return runtime
+
+    def _transition(
+        self,
+        name: str,
+        current: MarketRuntime,
+        s_spec: StrategySpec,
+        r_spec: RiskPolicySpec,
+        config_digest: str,
+        generation: int,
+    ) -> MarketRuntime:
+        """FR-1004's safe transition, inside one reconcile (one worker per key, so nothing is in flight):
+        pause (no order is sent until the new config is validated) → apply (build it) → validate (a trial
+        quote at the current mid) → resume with it; an invalid config is rolled back to the previous
+        revision of the resources that changed. At most ``hot_reload.max_changes_per_minute`` per Market."""
+        node = self.node
+        now = node.clock.now_us()
+        limit = self._max_changes_per_minute()
+        recent = [t for t in current.reloads if now - t < 60 * US]
+        if len(recent) >= limit:
+            self._condition(name, "ReloadDeferred", "True", "RateLimited", f"{limit} changes per minute at most")
+            current.reload_blocked_until_us = min(recent) + 60 * US
+            return current
+        self._condition(name, "ReloadDeferred", "False", "Applied")
+        try:
+            candidate = self._build(name, s_spec, r_spec, config_digest, generation, current)
+            problem = self._validate(candidate)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
+            self._rollback(name, current, problem)
+            return current
+        candidate.reloads = [*recent, now]
+        node.market_state[name] = candidate
+        node.event(f"Market/{name}", "Reloaded", f"config {current.config_digest[:12]} -> {config_digest[:12]}")
+        node.record(
+            ConfigAuditRecord(
+                now,
+                "reload",
+                f"Market/{name}",
+                "file_watch",
+                {"digest": current.config_digest, "strategy": current.strategy.model_dump(mode="json")},
+                {"digest": config_digest, "strategy": s_spec.model_dump(mode="json")},
+            )
+        )
+        return candidate
+
+    def _validate(self, runtime: MarketRuntime) -> str | None:
+        """A trial quote with the new components at mid 0.50 (or the live mid): it must build a valid sheet."""
+        stored = self.node.resources.get("Market", runtime.name)
+        if stored is None:
+            return None
+        conn = self.node.exchanges.get(stored.spec.exchange_ref)
+        info = conn.markets.get(stored.spec.ticker) if conn is not None else None
+        book = conn.venue.book(stored.spec.ticker) if conn is not None else None
+        mid = book.mid() if book is not None else None
+        grid = info.grid if info is not None else None
+        if grid is None:
+            return None  # nothing to validate against yet: the first real cycle quotes on the venue's grid
+        result = runtime.engine.quote(
+            QuoteInputs(
+                market_id=stored.spec.ticker,
+                mid=float(mid) if mid is not None else 0.5,
+                inventory=0.0,
+                time_to_settlement=3600.0,
+                now_us=self.node.clock.now_us(),
+                grid=grid,
+            )
+        )
+        for quote in result.quotes.quotes():
+            if not grid.contains(quote.price.units):
+                return f"trial quote {quote.price} is off the tick grid"
+        return None
+
+    def _rollback(self, name: str, current: MarketRuntime, problem: str) -> None:
+        """Keep trading the old config and put the changed resources back to their previous revisions."""
+        node = self.node
+        node.event(f"Market/{name}", "ReloadRolledBack", problem, warning=True)
+        self._condition(name, "ReloadFailed", "True", "InvalidConfig", problem)
+        stored = node.resources.get("Market", name)
+        if stored is None:
+            return
+        for kind, ref in (("Strategy", stored.spec.strategy_ref), ("RiskPolicy", stored.spec.risk_policy_ref)):
+            history = node.resources.history(kind, ref)
+            if len(history) >= 2 and history[-1].digest != history[-2].digest:
+                previous = history[-2]
+                model = StrategySpec if kind == "Strategy" else RiskPolicySpec
+                node.resources.apply_spec(
+                    kind,
+                    ref,
+                    model.model_validate(previous.spec),
+                    previous.spec,
+                    digest=previous.digest,
+                    source="rollback",
+                    change_cause=f"rolled back: {problem}",
+                )
+        node.record(
+            ConfigAuditRecord(
+                node.clock.now_us(),
+                "rollback",
+                f"Market/{name}",
+                "file_watch",
+                {"digest": current.config_digest},
+                {"digest": current.config_digest},
+                success=False,
+                error=problem,
+            )
+        )
+
+    def _max_changes_per_minute(self) -> int:
+        nodes = self.node.resources.all("TradingNode")
+        return int(nodes[0].spec.hot_reload.max_changes_per_minute) if nodes else 10
 
     async def _market_info(self, conn: ExchangeConnection, ticker: str) -> MarketInfo:
         info = conn.markets.get(ticker)
@@ -352,6 +476,11 @@ class MarketReconciler:
                         ).inc()
                 runtime.orders_sent += len(places)
                 node.orders_sent += len(places)
+                breach = node.note_order_results(
+                    (not isinstance(r, Order) for r in placed), runtime.risk_policy.kill_switch
+                )
+                if breach is not None and node.kill is not None and runtime.risk_policy.kill_switch.enabled:
+                    await node.kill(breach, "rule")
         except RateLimitedError as exc:
             raise TransientError(f"rate limited: {exc}", delay_s=1.0) from exc
         except ExchangeUnavailableError as exc:

@@ -26,6 +26,7 @@ from mm.specs.types import (
     Multiplier,
     PositiveDecimal,
     PositiveDollars,
+    PositiveInt,
     Seconds,
     SpecModel,
 )
@@ -215,6 +216,14 @@ class KillSwitch(SpecModel):
         True, description="Must stay true: a tripped kill switch stays latched until a person resets it."
     )
     force: bool = Field(False, description="Required to disable the kill switch.")
+    max_reject_rate: Fraction = Field(
+        Decimal("0.5"), description="Trip when more than this share of orders is rejected within the window."
+    )
+    reject_window_seconds: PositiveDecimal = Field(Decimal(60), description="Window of the reject rate, seconds.")
+    min_orders_for_reject_rate: PositiveInt = Field(10, description="Orders needed in the window before it counts.")
+    stale_stream_seconds: PositiveDecimal = Field(
+        Decimal(30), description="Trip when the order/fill stream has been down this long while orders rest."
+    )
 
 
 class RiskPolicySpec(SpecModel):

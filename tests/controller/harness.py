@@ -21,13 +21,14 @@ from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.kalshi.signer import KalshiSigner
 from mm.clock import Clock, WallClock, datetime_to_us
 from mm.controller.runtime import NodeRuntime, RuntimeOptions
-from mm.specs.admission import AdmittedResource, admit_or_raise
-from mm.specs.exchange import ExchangeSpec
-from mm.specs.yaml_loader import load_text
-from mm.sim.exchange import NewOrder, SimApiError
+from mm.sim.exchange import NewOrder
 from mm.sim.server import Simulator, SimulatorConfig
 from mm.sim.types import BookSide as SimBookSide
 from mm.sim.types import OrderStatus as SimOrderStatus
+from mm.sim.types import TimeInForce
+from mm.specs.admission import AdmittedResource, admit_or_raise
+from mm.specs.exchange import ExchangeSpec
+from mm.specs.yaml_loader import load_text
 
 START = datetime_to_us(datetime(2026, 8, 13, 20, 30, tzinfo=UTC))
 """16:30 ET: the 17:00 ET hourly markets have 30 minutes left."""
@@ -140,8 +141,6 @@ class Harness:
 
     def take(self, ticker: str, side: SimBookSide, price: int, size: int) -> None:
         """A crowd taker hits the book (e.g. sells into our bid): an IOC order."""
-        from mm.sim.types import TimeInForce
-
         try:
             self.exchange.create_order(
                 CROWD[1] if side is SimBookSide.ASK else CROWD[0],
@@ -217,10 +216,3 @@ async def running_node(
             yield harness
         finally:
             await runtime.stop("drain")
-
-
-def ignore_sim_errors(action: Callable[[], None]) -> None:
-    try:
-        action()
-    except SimApiError:
-        pass

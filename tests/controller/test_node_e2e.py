@@ -73,9 +73,11 @@ async def test_inventory_moves_quotes_the_right_way(tmp_path: Path) -> None:
 
         def moved_down() -> bool:
             now = prices(h, ticker)
-            return len(now) == 2 and now[SimBookSide.BID] < before[SimBookSide.BID] and now[
-                SimBookSide.ASK
-            ] < before[SimBookSide.ASK]
+            return (
+                len(now) == 2
+                and now[SimBookSide.BID] < before[SimBookSide.BID]
+                and now[SimBookSide.ASK] < before[SimBookSide.ASK]
+            )
 
         await wait_until(moved_down, what="both quotes to move down after buying")
         assert_one_order_per_side(h, ticker)
