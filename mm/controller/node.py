@@ -21,7 +21,7 @@ from typing import Any, Literal
 from mm.adapters.base import ExchangeAdapter, MarketInfo
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.paper import PaperExecution
-from mm.clock import Clock
+from mm.clock import Clock, WallClock
 from mm.controller.orders import OrderTracker
 from mm.controller.resources import ResourceStore, key_of
 from mm.domain.events import (
@@ -89,8 +89,11 @@ class NodeContext:
         latch: KillSwitchLatch | None = None,
         record: Callable[[Record], None] | None = None,
         paper_balance_micros: int = PAPER_BALANCE_MICROS,
+        wall_clock: Clock | None = None,
     ) -> None:
         self.clock = clock
+        self.wall: Clock = wall_clock if wall_clock is not None else WallClock()
+        """Real time, for latencies and stream staleness (``clock`` may be an accelerated market clock)."""
         self.resources = resources
         self.prefix = prefix
         self.metrics = metrics

@@ -44,7 +44,7 @@ from mm.specs.exchange import ExchangeSpec
 from mm.specs.node import TradingNodeSpec
 from mm.state.checkpoint import Checkpoint, CheckpointWriter, LockFile, MarketCheckpoint
 from mm.state.latch import SqliteKillSwitchLatch
-from mm.state.records import PnlSnapshotRecord, Record
+from mm.state.records import MarketSampleRecord, PnlSnapshotRecord, Record
 from mm.state.store import Store
 from mm.state.write_behind import WriteBehindQueue
 
@@ -112,8 +112,14 @@ class NodeRuntime:
         self.latch: SqliteKillSwitchLatch | None = None
         self.lock = LockFile(options.state_dir / "mmctl.lock", clock)
         self.resources = ResourceStore(clock, persist=self._record)
+        self._wall = wall_clock if wall_clock is not None else WallClock()
         self.node = NodeContext(
-            self.clock, self.resources, prefix=options.prefix, metrics=self.metrics, record=self._record
+            self.clock,
+            self.resources,
+            prefix=options.prefix,
+            metrics=self.metrics,
+            record=self._record,
+            wall_clock=self._wall,
         )
         self.queue = WorkQueue(clock)
         self.manager = ControllerManager(
@@ -125,7 +131,6 @@ class NodeRuntime:
         )
         self.node.enqueue = self.queue.add
         self.node.kill = self._kill_from_node
-        self._wall = wall_clock if wall_clock is not None else WallClock()
         self._down_since_ns: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.checkpoints: CheckpointWriter | None = None
@@ -168,6 +173,10 @@ class NodeRuntime:
         self._tasks.append(asyncio.create_task(self.checkpoints.run(), name="checkpoints"))
         self._tasks.append(asyncio.create_task(self._pnl_snapshots(), name="pnl-snapshots"))
         self._tasks.append(asyncio.create_task(self._stream_watchdog(), name="stream-watchdog"))
+        node_spec = self.node_spec()
+        if node_spec is not None and node_spec.persistence.market_data_samples.enabled:
+            interval = float(node_spec.persistence.market_data_samples.interval_seconds)
+            self._tasks.append(asyncio.create_task(self._market_samples(interval), name="market-samples"))
         self.started = True
         if self.node.node_switch.tripped:
             self.node.event(
@@ -227,6 +236,38 @@ class NodeRuntime:
                         positions={"net": pnl.net_units},
                     )
                 )
+
+    async def _market_samples(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.sample_markets()
+
+    def sample_markets(self) -> int:
+        """FR-803: the top of every traded market's book, recorded (optional, ``market_data_samples``)."""
+        now = self.clock.now_us()
+        count = 0
+        for market in self.resources.all("Market"):
+            conn = self.node.exchanges.get(market.spec.exchange_ref)
+            book = conn.venue.book(market.spec.ticker) if conn is not None else None
+            if book is None:
+                continue
+            snap = book.snapshot(market.spec.ticker, now)
+            self._record(
+                MarketSampleRecord(
+                    market_id=market.spec.ticker,
+                    kind="book",
+                    timestamp_us=now,
+                    data={
+                        "best_bid": str(snap.best_bid) if snap.best_bid is not None else None,
+                        "best_ask": str(snap.best_ask) if snap.best_ask is not None else None,
+                        "bid_size": snap.bid_size.to_fp(),
+                        "ask_size": snap.ask_size.to_fp(),
+                        "stale": conn.venue.is_stale(market.spec.ticker) if conn is not None else True,
+                    },
+                )
+            )
+            count += 1
+        return count
 
     async def _stream_watchdog(self) -> None:
         while True:

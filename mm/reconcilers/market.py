@@ -27,10 +27,13 @@ from mm.adapters.errors import ExchangeError, ExchangeUnavailableError, OrderNot
 from mm.controller.errors import TerminalError, TransientError
 from mm.controller.manager import Result
 from mm.controller.node import Account, ExchangeConnection, NodeContext
-from mm.domain.orders import Order
-from mm.domain.price import QTY_SCALE
-from mm.reconcilers.client_ids import Level
+from mm.domain.orders import Order, OrderRequest
+from mm.domain.price import QTY_SCALE, Price, Quantity
+from mm.domain.sides import OrderSide, Side, TimeInForce
+from mm.observability.risk_audit import RiskAudit
+from mm.reconcilers.client_ids import Level, make_client_order_id
 from mm.reconcilers.order_plan import Amend, Cancel, Decrease, OrderPlan, Place, PlanContext, plan_orders
+from mm.risk.aggregate import AggregateRisk, AggregateUsage, MarketUsage
 from mm.risk.base import RiskContext
 from mm.risk.engine import RiskEngine
 from mm.risk.kill_switch import KillSwitch
@@ -74,6 +77,7 @@ class MarketRuntime:
     reloads: list[int] = field(default_factory=list)
     """Times (µs) of the config changes applied in the last minute (hot_reload.max_changes_per_minute)."""
     reload_blocked_until_us: int = 0
+    deletion_policy: str = "cancel_orders"
 
 
 def _state(text: str) -> TradingState:
@@ -86,6 +90,9 @@ class MarketReconciler:
     def __init__(self, node: NodeContext, *, cycle_s: float = 1.0) -> None:
         self.node = node
         self._cycle_s = cycle_s
+        self._aggregate_cache: tuple[str, AggregateRisk] | None = None
+        self._audit = RiskAudit(node.metrics) if node.metrics is not None else None
+        self._fees_reported: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ entry
 
@@ -105,6 +112,7 @@ class MarketReconciler:
                 f"execution live refused: Exchange/{spec.exchange_ref} does not set allow_live", reason="LiveNotAllowed"
             )
         runtime = self._runtime(name, spec, stored.generation)
+        runtime.deletion_policy = spec.deletion_policy
         account = node.account(spec.exchange_ref, spec.execution)
         info = await self._market_info(conn, spec.ticker)
         await self._subscribe(runtime, conn, account, spec.ticker)
@@ -350,6 +358,7 @@ class MarketReconciler:
             grid = info.grid
             account.ledger.mark(ticker, mid, now)
             runtime.engine.on_mid(float(mid), now)
+            quote_started = node.wall.monotonic_ns()
             result = runtime.engine.quote(
                 QuoteInputs(
                     market_id=ticker,
@@ -360,6 +369,10 @@ class MarketReconciler:
                     grid=grid,
                 )
             )
+            if node.metrics is not None:
+                node.metrics.quote_generation.labels(market=ticker).observe(
+                    (node.wall.monotonic_ns() - quote_started) / 1e9
+                )
             pnl = account.ledger.market(ticker, now)
             context = RiskContext(
                 market_id=ticker,
@@ -380,9 +393,17 @@ class MarketReconciler:
                 time_to_settlement_seconds=seconds_left,
                 volatility=result.volatility,
             )
+            runtime.risk.aggregate = self._aggregate()
             outcome = runtime.risk.evaluate(
-                result.quotes, context, node_state=node_state, policy_state=policy_state, market_state=market_state
+                result.quotes,
+                context,
+                node_state=node_state,
+                policy_state=policy_state,
+                market_state=market_state,
+                usage=_usage(account, now),
             )
+            if self._audit is not None:
+                self._audit.record(outcome)
             if outcome.kill_switch_tripped:
                 node.event(f"Market/{name}", "KillSwitchTripped", outcome.kill_switch_tripped, warning=True)
             state = outcome.state
@@ -427,6 +448,16 @@ class MarketReconciler:
         runtime.last_plan = plan
         return plan, phase, why
 
+    def _aggregate(self) -> AggregateRisk | None:
+        """The TradingNode's FR-1302 limits (rebuilt only when the node spec changes)."""
+        nodes = self.node.resources.all("TradingNode")
+        if not nodes:
+            return None
+        node = nodes[0]
+        if self._aggregate_cache is None or self._aggregate_cache[0] != node.digest:
+            self._aggregate_cache = (node.digest, AggregateRisk(node.spec.risk.aggregate))
+        return self._aggregate_cache[1]
+
     def _node_spec_state(self) -> str:
         nodes = self.node.resources.all("TradingNode")
         return str(nodes[0].spec.trading_state) if nodes else "active"
@@ -458,7 +489,11 @@ class MarketReconciler:
                 for place in places:
                     tracker.sent(place.request, node.clock.now_us())
                     runtime.attempts[place.level] = place.attempt + 1
+                sent_ns = node.wall.monotonic_ns()
                 placed = await adapter.place_orders([p.request for p in places])
+                if node.metrics is not None:
+                    latency_s = (node.wall.monotonic_ns() - sent_ns) / 1e9
+                    node.metrics.order_latency.labels(market=places[0].request.market_id).observe(latency_s)
                 for place, result in zip(places, placed, strict=False):
                     if isinstance(result, Order):
                         tracker.acked(result)
@@ -514,12 +549,21 @@ class MarketReconciler:
                 account.tracker.cancelled(change.order_id)
 
     async def _deleted(self, name: str) -> None:
+        """Carry out the deleted Market's ``deletion_policy`` (remembered from its last spec): ``cancel_orders``
+        cancels its orders; ``flatten`` also closes the position with an IOC reduce-only order at the best
+        opposite price; ``orphan`` leaves both at the venue (reported)."""
         runtime: MarketRuntime | None = self.node.market_state.pop(name, None)
         if runtime is None or runtime.subscribed is None:
             return
         exchange, ticker = runtime.subscribed
         conn = self.node.exchanges.get(exchange)
         if conn is None:
+            return
+        policy = runtime.deletion_policy
+        others = [k for k in self.node.markets_trading(exchange, ticker) if k != f"Market/{name}"]
+        if policy == "orphan" or others:
+            why = "deletion policy orphan" if policy == "orphan" else f"{ticker} is still traded by {others}"
+            self.node.event(f"Market/{name}", "Deleted", f"orders and position of {ticker} left alone: {why}")
             return
         for account in conn.accounts.values():
             mine = account.tracker.open_orders(ticker)
@@ -528,9 +572,43 @@ class MarketReconciler:
                 for order, error in zip(mine, results, strict=False):
                     if error is None or isinstance(error, OrderNotFoundError):
                         account.tracker.cancelled(order.exchange_order_id or "")
-        if not self.node.markets_trading(exchange, ticker):
-            await conn.venue.unsubscribe_market(ticker)
-        self.node.event(f"Market/{name}", "Deleted", f"orders of {ticker} cancelled")
+            if policy == "flatten":
+                await self._flatten(name, conn, account, ticker)
+        await conn.venue.unsubscribe_market(ticker)
+        self.node.event(f"Market/{name}", "Deleted", f"{policy}: orders of {ticker} cancelled")
+
+    async def _flatten(self, name: str, conn: ExchangeConnection, account: Account, ticker: str) -> None:
+        net = account.ledger.net_units(ticker)
+        book = conn.venue.book(ticker)
+        if net == 0:
+            return
+        price_units = (book.best_yes_bid if net > 0 else book.best_yes_ask) if book is not None else None
+        if price_units is None:
+            self.node.event(f"Market/{name}", "FlattenFailed", f"no {ticker} book to close {net} units", warning=True)
+            return
+        request = OrderRequest(
+            market_id=ticker,
+            side=Side.YES,
+            order_side=OrderSide.SELL if net > 0 else OrderSide.BUY,
+            price=Price(price_units),
+            quantity=Quantity(abs(net)),
+            client_order_id=make_client_order_id(
+                self.node.prefix,
+                ticker,
+                0,
+                Level.YES_ASK if net > 0 else Level.YES_BID,
+                self.node.clock.now_us() % 1_000_000,
+            ),
+            time_in_force=TimeInForce.IMMEDIATE_OR_CANCEL,
+            post_only=False,
+            reduce_only=True,
+        )
+        try:
+            result = await account.adapter.place_order(request)
+        except ExchangeError as exc:
+            self.node.event(f"Market/{name}", "FlattenFailed", str(exc), warning=True)
+            return
+        self.node.event(f"Market/{name}", "Flattened", f"{ticker}: IOC {request.order_side.value} {result.filled}")
 
     # ------------------------------------------------------------------ status
 
@@ -580,6 +658,36 @@ class MarketReconciler:
         resources.observed("Market", name, generation)
         metrics = node.metrics
         if metrics is not None:
-            metrics.inventory.labels(market=ticker).set(account.ledger.net_units(ticker) / QTY_SCALE)
+            net = account.ledger.net_units(ticker)
+            metrics.inventory.labels(market=ticker).set(net / QTY_SCALE)
+            metrics.position_yes.labels(market=ticker).set(max(net, 0) / QTY_SCALE)
+            metrics.position_no.labels(market=ticker).set(max(-net, 0) / QTY_SCALE)
             metrics.pnl_realized.labels(market=ticker).set(pnl.realized_micros / 1_000_000)
             metrics.pnl_unrealized.labels(market=ticker).set(pnl.unrealized_micros / 1_000_000)
+            for fee_type, total in (
+                ("trading", pnl.fees.trading_micros),
+                ("settlement", pnl.fees.settlement_micros),
+                ("other", pnl.fees.other_micros),
+            ):
+                key = (ticker, fee_type)
+                delta = total - self._fees_reported.get(key, 0)
+                if delta > 0:  # a counter: only ever add what was paid since the last report
+                    metrics.pnl_fees.labels(market=ticker, fee_type=fee_type).inc(delta / 1_000_000)
+                    self._fees_reported[key] = total
+
+
+def _usage(account: Account, now_us: int) -> AggregateUsage:
+    """What every market of the account uses, for the aggregate limits ($0.0001 and 1/100 contract units)."""
+    ledger = account.ledger
+    markets = {}
+    for market_id in ledger.market_ids():
+        pnl = ledger.market(market_id, now_us)
+        markets[market_id] = MarketUsage(
+            market_id=market_id,
+            notional_units=pnl.cost_basis_micros // 100,
+            contracts_units=abs(pnl.net_units),
+            hourly_pnl_units=pnl.hourly_net_micros // 100,
+            daily_pnl_units=pnl.daily_net_micros // 100,
+            active=pnl.net_units != 0 or bool(account.tracker.open_orders(market_id)),
+        )
+    return AggregateUsage(markets)

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from mm.adapters.factory import build_venue_adapter
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.kalshi.signer import KalshiSigner
 from mm.clock import Clock, WallClock, datetime_to_us
 from mm.controller.runtime import NodeRuntime, RuntimeOptions
+from mm.observability.metrics import Metrics
 from mm.sim.exchange import NewOrder
 from mm.sim.server import Simulator, SimulatorConfig
 from mm.sim.types import BookSide as SimBookSide
@@ -162,15 +165,22 @@ class Harness:
 
 def make_runtime(sim: Simulator, state_dir: Path, **options: object) -> NodeRuntime:
     wall = WallClock()
+    metrics = Metrics(CollectorRegistry())
 
     def build(name: str, spec: ExchangeSpec) -> KalshiAdapter:
         signer = KalshiSigner.from_file(sim.api_key.key_id, sim.api_key.key_file)
         return build_venue_adapter(
-            spec, sim.clock, simulator_urls=(sim.rest_url, sim.ws_url), signer=signer, wall_clock=wall
+            spec,
+            sim.clock,
+            simulator_urls=(sim.rest_url, sim.ws_url),
+            signer=signer,
+            wall_clock=wall,
+            metrics=metrics,
+            exchange_label=name,
         )
 
     opts = RuntimeOptions(state_dir=state_dir, cycle_s=0.2, selector_period_s=0.5, resync_s=5.0, **options)  # type: ignore[arg-type]
-    return NodeRuntime(sim.clock, opts, build)
+    return NodeRuntime(sim.clock, opts, build, metrics=metrics)
 
 
 class SteppedWallClock(Clock):

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mm.domain.price import Quantity
 from mm.reconcilers.market import MarketReconciler
 from mm.sim.types import BookSide as SimBookSide
+from mm.state.store import Store
 from tests.controller.harness import (
     EXCHANGE_YAML,
     RISK_YAML,
@@ -213,3 +215,85 @@ async def test_a_market_whose_reconcile_raises_does_not_stop_the_others(
         h.take(good, SimBookSide.ASK, 4800, 500)  # the good market keeps trading and re-quoting
         await wait_until(lambda: h.runtime.node.orders_sent > sent, what="the good market re-quoting")
         assert "RuntimeError" in h.runtime.manager.last_error["Market/bad"]
+
+
+@pytest.mark.parametrize(("policy", "left"), [("cancel_orders", 0), ("orphan", 2)])
+async def test_deleting_a_market_carries_out_its_deletion_policy(tmp_path: Path, policy: str, left: int) -> None:
+    def docs(tickers: list[str]) -> list[str]:
+        extra = f"  deletion_policy: {policy}\n"
+        return [EXCHANGE_YAML, strategy_yaml(), RISK_YAML, market_yaml("m1", tickers[0], extra=extra)]
+
+    async with running_node(tmp_path, docs) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        assert h.runtime.resources.delete("Market", "m1")
+        await wait_until(lambda: any(e[2] == "Deleted" for e in h.runtime.node.events), what="the deletion")
+        assert len(h.our_orders(ticker)) == left
+        assert "m1" not in h.runtime.node.market_state
+
+
+async def test_aggregate_limits_cap_what_a_market_may_add(tmp_path: Path) -> None:
+    node = """\
+apiVersion: mm/v1alpha1
+kind: TradingNode
+metadata: {name: n1}
+spec:
+  risk: {aggregate: {max_total_contracts: 3}}
+"""
+
+    def docs(tickers: list[str]) -> list[str]:
+        return [EXCHANGE_YAML, strategy_yaml(size=5), RISK_YAML, market_yaml("m1", tickers[0]), node]
+
+    async with running_node(tmp_path, docs) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        sizes = {o.side: o.remaining_count for o in h.our_orders(ticker)}  # type: ignore[attr-defined]
+        assert sizes == {SimBookSide.BID: 300, SimBookSide.ASK: 300}  # 5 wanted, 3 contracts of room node-wide
+
+
+async def test_metrics_follow_real_events(tmp_path: Path) -> None:
+    async with running_node(tmp_path, one_market) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        h.take(ticker, SimBookSide.ASK, 4800, 200)
+        await wait_until(lambda: h.runtime.node.fills_seen == 1, what="the fill")
+        registry = h.runtime.metrics.registry
+
+        def value(name: str, **labels: str) -> float | None:
+            return registry.get_sample_value(name, labels)
+
+        await wait_until(lambda: value("mm_position_yes", market=ticker) == 2.0, what="the position gauge")
+        assert value("mm_fills_total", market=ticker, side="yes") == 1.0
+        assert (value("mm_orders_total", market=ticker, side="buy", status="accepted") or 0) >= 1
+        assert (value("mm_quote_generation_seconds_count", market=ticker) or 0) >= 1
+        assert (value("mm_order_latency_seconds_count", market=ticker) or 0) >= 1
+        assert value("mm_inventory", market=ticker) == 2.0
+        assert value("mm_websocket_connected", exchange="sim") == 1.0
+
+
+async def test_what_the_node_did_is_in_the_database_after_it_stops(tmp_path: Path) -> None:
+    async with running_node(tmp_path, one_market) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        h.take(ticker, SimBookSide.ASK, 4800, 200)
+        await wait_until(lambda: h.runtime.node.fills_seen == 1, what="the fill")
+        assert h.runtime.sample_markets() == 1
+        database = h.state_dir / "mmctl.db"
+        await h.runtime.stop("drain")
+    store = await Store.open(database)
+    try:
+        assert await store.count("fills") == 1
+        assert await store.count("orders") == 2  # our two quotes (one row per order: its latest state)
+        assert await store.count("order_events") >= 3  # every state change: placed x2, the partial fill
+        assert await store.count("revisions") == 4  # one per applied resource
+        assert await store.count("pnl_snapshots") >= 1  # the final snapshot at shutdown
+        assert await store.count("market_samples") == 1
+        assert await store.count("events") >= 2
+        fills = await store.fills(market_id=ticker)
+        assert [f.quantity for f in fills] == [Quantity.contracts(2)]
+    finally:
+        await store.close()
