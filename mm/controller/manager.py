@@ -93,8 +93,13 @@ class ControllerManager:
         if self._resync_s > 0:
             self._tasks.append(asyncio.create_task(self._resync(), name="reconcile-resync"))
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking keys, let reconciles in flight finish (a request cut off mid-way leaves an unknown
+        outcome), then cancel whatever is still running after ``grace_s``."""
         await self.queue.shutdown()
+        running = [t for t in self._tasks if not t.done() and t.get_name().startswith("reconcile-worker")]
+        if running:
+            await asyncio.wait(running, timeout=grace_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -22,6 +22,8 @@ from mm.domain.orders import Order, OrderRequest
 
 __all__ = ["OrderTracker", "PendingCreate"]
 
+_MAX_FINISHED = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class PendingCreate:
@@ -40,6 +42,9 @@ class OrderTracker:
         """Live orders at the venue that are not ours, by exchange order id (reported, never touched)."""
         self.unknown: dict[str, PendingCreate] = {}
         """Creates whose outcome could not be established yet (looked up again on the next resync)."""
+        self._finished: dict[str, None] = {}
+        """Exchange ids of orders we know are over (cancelled, filled): a late "resting" update for one of
+        them (the stream lags REST) must not bring it back. Bounded: the oldest are forgotten."""
 
     def is_ours(self, client_order_id: str | None) -> bool:
         return bool(client_order_id) and str(client_order_id).startswith(self.prefix)
@@ -92,11 +97,20 @@ class OrderTracker:
             return False
         self._pending.pop(order.client_order_id, None)
         self.unknown.pop(order.client_order_id, None)
+        if oid in self._finished and order.status.is_live:
+            return True  # a stale update of an order we know is over (e.g. cancelled meanwhile)
         self._store(order)
         return True
 
     def cancelled(self, exchange_order_id: str) -> None:
         self._live.pop(exchange_order_id, None)
+        self._finish(exchange_order_id)
+
+    def _finish(self, exchange_order_id: str) -> None:
+        finished = self._finished
+        finished[exchange_order_id] = None
+        if len(finished) > _MAX_FINISHED:
+            del finished[next(iter(finished))]
 
     def resync(self, venue_open: Iterable[Order], market_id: str | None = None) -> tuple[list[Order], list[Order]]:
         """Replace our live orders (of ``market_id``, or all) with the venue's; returns (adopted, dropped)."""
@@ -114,6 +128,7 @@ class OrderTracker:
         for order in dropped:
             self._live.pop(order.exchange_order_id or "", None)
         for order in seen.values():
+            self._finished.pop(order.exchange_order_id or "", None)  # REST says it rests: it is not over
             self._store(order)
             self._pending.pop(order.client_order_id, None)
             self.unknown.pop(order.client_order_id, None)
@@ -127,6 +142,7 @@ class OrderTracker:
             self._live[oid] = order
         else:
             self._live.pop(oid, None)
+            self._finish(oid)
 
     # ------------------------------------------------------------------ reading
 

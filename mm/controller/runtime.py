@@ -64,6 +64,8 @@ class RuntimeOptions:
     """How often each Market re-plans without events (time to settlement moves)."""
     selector_period_s: float = 5.0
     resync_s: float = 30.0
+    exchange_resync_s: float = 30.0
+    """Open orders re-read from the venue this often (FR-703); positions every 2×, the balance every 10×."""
     workers: int = 4
     checkpoint_interval_s: float = 10.0
     pnl_snapshot_interval_s: float = 60.0
@@ -157,7 +159,15 @@ class NodeRuntime:
         self.node.use_latch(self.latch)
         for resource in admitted:
             self.resources.apply(resource, source=source)
-        self.manager.register(ExchangeReconciler(self.node, self._build_venue))
+        self.manager.register(
+            ExchangeReconciler(
+                self.node,
+                self._build_venue,
+                orders_resync_s=options.exchange_resync_s,
+                positions_resync_s=2 * options.exchange_resync_s,
+                balance_resync_s=10 * options.exchange_resync_s,
+            )
+        )
         self.manager.register(StrategyReconciler(self.node))
         self.manager.register(RiskPolicyReconciler(self.node))
         self.manager.register(NodeReconciler(self.node))

@@ -39,6 +39,7 @@ __all__ = [
     "configure_logging",
     "get_level",
     "get_logger",
+    "is_enabled",
     "redaction_processor",
     "reset_logging",
     "set_level",
@@ -71,6 +72,11 @@ def set_level(level: str) -> None:
     global _level  # noqa: PLW0603 -- the single process-wide threshold is the point
     _level = _parse_level(level)
     logging.getLogger().setLevel(_level)  # third-party loggers follow the same threshold
+
+
+def is_enabled(level: str) -> bool:
+    """Whether lines at ``level`` are emitted now (cheap: for skipping work on hot paths)."""
+    return LEVELS[level] >= _level
 
 
 def get_level() -> str:

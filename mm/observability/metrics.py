@@ -16,6 +16,7 @@ into any decision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Literal
@@ -100,6 +101,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry: Final = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.render_hooks: list[Callable[[], None]] = []
+        """Called before every :func:`render`: hot-path producers flush batched counts here."""
         self.pnl_realized: Final = self._gauge("mm_pnl_realized")
         self.pnl_unrealized: Final = self._gauge("mm_pnl_unrealized")
         self.pnl_fees: Final = self._counter("mm_pnl_fees")
@@ -140,7 +143,10 @@ class Metrics:
 
 
 def render(metrics: Metrics) -> bytes:
-    """The Prometheus text exposition of ``metrics`` (the body of ``GET /metrics``)."""
+    """The Prometheus text exposition of ``metrics`` (the body of ``GET /metrics``), after the flush hooks of
+    producers that batch hot-path increments (:meth:`Metrics.on_render`)."""
+    for hook in metrics.render_hooks:
+        hook()
     return generate_latest(metrics.registry)
 
 

@@ -18,6 +18,7 @@ credentials are terminal until the spec (or key) changes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 from mm.adapters.errors import AuthenticationFailedError, ExchangeError
 from mm.adapters.kalshi.adapter import KalshiAdapter
@@ -28,6 +29,7 @@ from mm.domain.events import ExchangeEvent
 from mm.domain.orders import Fill
 from mm.specs.exchange import ExchangeSpec
 from mm.state.position_import import import_from_exchange, seed_ledger
+from mm.state.records import SettlementRecord
 
 __all__ = ["ExchangeReconciler"]
 
@@ -46,6 +48,7 @@ class ExchangeReconciler:
         *,
         orders_resync_s: float = 30.0,
         positions_resync_s: float = 60.0,
+        balance_resync_s: float = 300.0,
         stuck_after_s: float = 10.0,
     ) -> None:
         self.node = node
@@ -54,6 +57,9 @@ class ExchangeReconciler:
         self._positions_resync_us = int(positions_resync_s * US)
         self._stuck_us = int(stuck_after_s * US)
         self._last_positions_us: dict[str, int] = {}
+        self._last_balance_us: dict[str, int] = {}
+        self._balance_resync_us = int(balance_resync_s * US)
+        self._settlements_seen: dict[str, int] = {}
 
     def _router(self, name: str) -> Callable[[ExchangeEvent], Awaitable[None]]:
         async def route(event: ExchangeEvent) -> None:
@@ -165,7 +171,34 @@ class ExchangeReconciler:
                 positions = await conn.venue.get_positions()
                 for diff in account.ledger.diff_positions(positions):
                     self.node.event(f"Exchange/{conn.name}", "PositionMismatch", str(diff), warning=True)
+                await self._settlements(conn)
+            last_balance = self._last_balance_us.get(conn.name, 0)
+            if conn.loaded and now_us - last_balance >= self._balance_resync_us:
+                self._last_balance_us[conn.name] = now_us
+                balance = await conn.venue.get_balance()
+                ours = Decimal(account.ledger.cash_micros).scaleb(-6)
+                if balance.available != ours:
+                    # Collateral and venue-side rounding make these differ legitimately; the venue's is the truth.
+                    self.node.event(
+                        f"Exchange/{conn.name}",
+                        "BalanceChecked",
+                        f"venue {balance.available} USD, ledger cash {ours} USD",
+                    )
         conn.last_resync_us = now_us
+
+    async def _settlements(self, conn: ExchangeConnection) -> None:
+        """Record the venue's settlement rows we have not recorded yet (the ledger settled on the lifecycle event)."""
+        since = self._settlements_seen.get(conn.name)
+        rows = await conn.venue.get_settlements(since_us=since)
+        for row in rows:
+            self.node.record(SettlementRecord(row))
+            self.node.event(
+                f"Exchange/{conn.name}",
+                "SettlementRecorded",
+                f"{row.market_id}: {row.result}, revenue {row.revenue} USD",
+            )
+        if rows:
+            self._settlements_seen[conn.name] = max(r.settled_us for r in rows) + 1
 
     async def _import_positions(self, conn: ExchangeConnection, account: Account) -> None:
         """FR-1401: the venue's positions seed the live ledger at start-up, priced from our own fill history

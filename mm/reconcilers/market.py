@@ -78,6 +78,7 @@ class MarketRuntime:
     """Times (µs) of the config changes applied in the last minute (hot_reload.max_changes_per_minute)."""
     reload_blocked_until_us: int = 0
     deletion_policy: str = "cancel_orders"
+    cutoff_logged: bool = False
 
 
 def _state(text: str) -> TradingState:
@@ -346,6 +347,13 @@ class MarketReconciler:
             phase, why = "Closed", f"market is {info.status}"
         elif seconds_left <= float(cutoff) * 60:
             phase, why = "Settling", f"inside the {cutoff}-minute settlement cutoff ({seconds_left:.0f} s left)"
+            if not runtime.cutoff_logged:
+                runtime.cutoff_logged = True
+                node.event(
+                    f"Market/{name}",
+                    "SettlementCutoff",
+                    f"{ticker}: orders cancelled, inventory left to settle: {Decimal(position).scaleb(-2)} YES",
+                )
         elif book is None or venue.is_stale(ticker):
             phase, why = "DataStale", "no trustworthy order book (resyncing)"
         elif book.mid() is None:

@@ -179,7 +179,9 @@ def make_runtime(sim: Simulator, state_dir: Path, **options: object) -> NodeRunt
             exchange_label=name,
         )
 
-    opts = RuntimeOptions(state_dir=state_dir, cycle_s=0.2, selector_period_s=0.5, resync_s=5.0, **options)  # type: ignore[arg-type]
+    opts = RuntimeOptions(
+        state_dir=state_dir, cycle_s=0.2, selector_period_s=0.5, resync_s=5.0, exchange_resync_s=1.0, **options
+    )  # type: ignore[arg-type]
     return NodeRuntime(sim.clock, opts, build, metrics=metrics)
 
 

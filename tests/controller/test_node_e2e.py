@@ -297,3 +297,33 @@ async def test_what_the_node_did_is_in_the_database_after_it_stops(tmp_path: Pat
         assert [f.quantity for f in fills] == [Quantity.contracts(2)]
     finally:
         await store.close()
+
+
+async def test_settlement_realizes_pnl_clears_the_position_and_is_recorded(tmp_path: Path) -> None:
+    async with running_node(tmp_path, one_market) as h:
+        ticker = h.tickers()[0]
+        h.seed_book(ticker)
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        h.take(ticker, SimBookSide.ASK, 4800, 300)  # we buy 3 YES at 0.48
+        ledger = h.runtime.node.account("sim", "live").ledger
+        await wait_until(lambda: ledger.net_units(ticker) == 300, what="long 3 YES")
+        close = h.exchange.markets[ticker].close_us
+        h.base.advance_us(close + 3600 * US - h.sim.clock.now_us())  # past the close and the settlement timer
+        await wait_until(lambda: h.exchange.markets[ticker].status == "finalized", what="the venue settles")
+        await wait_until(lambda: ledger.net_units(ticker) == 0, what="the position cleared")
+        result = h.exchange.markets[ticker].result
+        pnl = ledger.market(ticker)
+        expected = (3 * 1_000_000 if result == "yes" else 0) - 3 * 480_000  # payout − cost, micro-dollars
+        assert pnl.realized_micros == expected
+        await wait_until(
+            lambda: any(e[2] == "SettlementRecorded" and ticker in e[3] for e in h.runtime.node.events),
+            what="the venue's settlement row recorded",
+        )
+        assert any(e[2] == "SettlementCutoff" and "3.00 YES" in e[3] for e in h.runtime.node.events)
+        database = h.state_dir / "mmctl.db"
+        await h.runtime.stop("drain")
+    store = await Store.open(database)
+    try:
+        assert await store.count("settlements") == 1
+    finally:
+        await store.close()
