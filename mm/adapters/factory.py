@@ -126,7 +126,9 @@ def build_venue_adapter(
     )
     rest = KalshiRestClient(base_url, signer, real, sleep=sleep, limiter=limiter)
     ws = KalshiWebSocket(ws_url, signer, real, sleep=sleep, log=log)
-    return KalshiAdapter(rest, ws, clock, log=log, metrics=metrics, exchange_label=exchange_label)
+    return KalshiAdapter(
+        rest, ws, clock, log=log, metrics=metrics, exchange_label=exchange_label, wall_clock=wall_clock
+    )
 
 
 def build_adapter(

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 
 from mm.adapters.base import ExchangeAdapter, MarketInfo
@@ -111,6 +112,8 @@ class NodeContext:
         self.orders_sent = 0
         self._settled_markets: dict[str, set[str]] = {}
         self._order_results: deque[tuple[int, bool]] = deque()
+        self.state_dir: Path | None = None
+        """Where checkpoints live (set by the runtime)."""
         self.kill: Callable[[str, str], Awaitable[int]] | None = None
         """Set by the runtime: trip the node kill switch and cancel everything (reason, source)."""
 

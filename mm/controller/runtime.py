@@ -133,6 +133,7 @@ class NodeRuntime:
         )
         self.node.enqueue = self.queue.add
         self.node.kill = self._kill_from_node
+        self.node.state_dir = options.state_dir
         self._down_since_ns: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.checkpoints: CheckpointWriter | None = None
@@ -211,7 +212,7 @@ class NodeRuntime:
                 markets.append(
                     MarketCheckpoint(
                         market_id=f"{account.exchange}/{account.execution}/{market_id}",
-                        positions={"net": pnl.net_units},
+                        positions={"net": pnl.net_units, "cost_basis_micros": pnl.cost_basis_micros},
                         inventory=Decimal(pnl.net_units).scaleb(-2),
                         realized_pnl=Decimal(pnl.realized_micros).scaleb(-6),
                         open_orders=tuple(o.client_order_id for o in account.tracker.open_orders(market_id)),

@@ -28,7 +28,19 @@ from mm.controller.node import Account, ExchangeConnection, NodeContext
 from mm.domain.events import ExchangeEvent
 from mm.domain.orders import Fill
 from mm.specs.exchange import ExchangeSpec
-from mm.state.position_import import import_from_exchange, seed_ledger
+from mm.specs.node import Startup
+from mm.state.checkpoint import load_checkpoint
+from mm.state.position_import import (
+    Mid,
+    PositionImport,
+    PositionImportError,
+    StartingPosition,
+    check_starting_inventory,
+    import_from_exchange,
+    import_manual,
+    manual_config,
+    seed_ledger,
+)
 from mm.state.records import SettlementRecord
 
 __all__ = ["ExchangeReconciler"]
@@ -201,17 +213,73 @@ class ExchangeReconciler:
             self._settlements_seen[conn.name] = max(r.settled_us for r in rows) + 1
 
     async def _import_positions(self, conn: ExchangeConnection, account: Account) -> None:
-        """FR-1401: the venue's positions seed the live ledger at start-up, priced from our own fill history
-        (``query_exchange``); an estimate is logged as such."""
-        positions = [p for p in await conn.venue.get_positions() if not p.is_flat]
-        if not positions:
-            return
-        fills: dict[str, list[Fill]] = {}
-        for fill in await conn.venue.get_fills():
-            fills.setdefault(fill.market_id, []).append(fill)
-        result = import_from_exchange(positions, avg_price_method="query_exchange", exchange_fills=fills)
+        """FR-1401/1402: seed the live ledger at start-up from ``startup.position_handling`` — the venue's
+        positions (priced by ``avg_price_method``), the last checkpoint, or the manual list — and refuse to
+        trade above ``max_starting_inventory`` (the Exchange stalls; no Market sends an order)."""
+        startup = self._startup()
+        handling = startup.position_handling
+        method = handling.avg_price_method
+        try:
+            if handling.source == "checkpoint":
+                result = self._from_checkpoint(conn.name)
+            elif handling.source == "manual":
+                entries, prices = manual_config(handling)
+                mids = await self._mids(conn, [e.market_id for e in entries])
+                result = import_manual(entries, avg_price_method=method, mids=mids, manual_avg_prices=prices)
+            else:
+                positions = [p for p in await conn.venue.get_positions() if not p.is_flat]
+                if not positions:
+                    return
+                fills: dict[str, list[Fill]] = {}
+                for fill in await conn.venue.get_fills():
+                    fills.setdefault(fill.market_id, []).append(fill)
+                mids = await self._mids(conn, [p.market_id for p in positions])
+                _, prices = manual_config(handling)
+                result = import_from_exchange(
+                    positions, avg_price_method=method, mids=mids, manual_avg_prices=prices, exchange_fills=fills
+                )
+            check_starting_inventory(result, startup.max_starting_inventory)
+        except PositionImportError as exc:
+            self.node.event(f"Exchange/{conn.name}", "PositionImportRefused", str(exc), warning=True)
+            raise TerminalError(str(exc), reason="StartingInventory") from exc
         seed_ledger(account.ledger, result)
+        for line in result.log_lines:
+            self.node.event(f"Exchange/{conn.name}", "PositionImported", line)
         for warning in result.warnings:
-            self.node.event(f"Exchange/{conn.name}", "PositionEstimated", str(warning), warning=True)
-        for entry in result.positions:
-            self.node.event(f"Exchange/{conn.name}", "PositionImported", entry.describe())
+            self.node.event(f"Exchange/{conn.name}", "PositionEstimated", warning, warning=True)
+
+    def _startup(self) -> Startup:
+        nodes = self.node.resources.all("TradingNode")
+        return nodes[0].spec.startup if nodes else Startup()
+
+    async def _mids(self, conn: ExchangeConnection, tickers: list[str]) -> dict[str, Mid]:
+        """Current mids from the venue's market data (best bid and ask), for the methods that price at the mid."""
+        mids: dict[str, Mid] = {}
+        for ticker in tickers:
+            try:
+                info = await conn.venue.get_market(ticker)
+            except ExchangeError:
+                continue
+            conn.markets[ticker] = info
+            if info.best_bid is not None and info.best_ask is not None:
+                mids[ticker] = (info.best_bid.to_decimal() + info.best_ask.to_decimal()) / 2
+        return mids
+
+    def _from_checkpoint(self, exchange: str) -> PositionImport:
+        """The live account's positions and cost bases from the last good checkpoint (exact, not estimated)."""
+        directory = self.node.state_dir
+        checkpoint = load_checkpoint(directory / "checkpoint.json") if directory is not None else None
+        if checkpoint is None:
+            raise PositionImportError("startup.position_handling.source is checkpoint, but there is no checkpoint")
+        prefix = f"{exchange}/live/"
+        positions = []
+        for market in checkpoint.markets:
+            if not market.market_id.startswith(prefix):
+                continue
+            net = int(market.positions.get("net", 0))
+            if net:
+                basis = int(market.positions.get("cost_basis_micros", 0))
+                positions.append(
+                    StartingPosition(market.market_id[len(prefix) :], net, basis, "checkpoint", False, None)
+                )
+        return PositionImport("checkpoint", tuple(positions), ())

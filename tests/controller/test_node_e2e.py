@@ -11,6 +11,7 @@ import pytest
 
 from mm.domain.price import Quantity
 from mm.reconcilers.market import MarketReconciler
+from mm.sim.exchange import NewOrder
 from mm.sim.types import BookSide as SimBookSide
 from mm.state.store import Store
 from tests.controller.harness import (
@@ -21,6 +22,7 @@ from tests.controller.harness import (
     make_runtime,
     market_yaml,
     running_node,
+    simulator,
     strategy_yaml,
     wait_until,
 )
@@ -272,6 +274,7 @@ async def test_metrics_follow_real_events(tmp_path: Path) -> None:
         assert (value("mm_order_latency_seconds_count", market=ticker) or 0) >= 1
         assert value("mm_inventory", market=ticker) == 2.0
         assert value("mm_websocket_connected", exchange="sim") == 1.0
+        assert (value("mm_book_update_seconds_count", market=ticker) or 0) >= 1
 
 
 async def test_what_the_node_did_is_in_the_database_after_it_stops(tmp_path: Path) -> None:
@@ -327,3 +330,46 @@ async def test_settlement_realizes_pnl_clears_the_position_and_is_recorded(tmp_p
         assert await store.count("settlements") == 1
     finally:
         await store.close()
+
+
+def _held_before_start(h_sim: object, ticker: str, user: str) -> None:
+    """Our account (the API key's user) buys 7 YES at 0.40 from the crowd before the node starts."""
+    exchange = h_sim.state.exchange  # type: ignore[attr-defined]
+    for crowd in ("crowd-a", "crowd-b"):
+        exchange.open_account(crowd, 10_000_000 * 1_000_000)
+    exchange.create_order("crowd-b", NewOrder(ticker, SimBookSide.ASK, 4000, 700))
+    exchange.create_order(user, NewOrder(ticker, SimBookSide.BID, 4000, 700))
+    h_sim.state.publish()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("limit", [5, 50])
+async def test_start_up_imports_venue_positions_and_guards_the_starting_inventory(tmp_path: Path, limit: int) -> None:
+    node_doc = f"""\
+apiVersion: mm/v1alpha1
+kind: TradingNode
+metadata: {{name: n1}}
+spec:
+  startup: {{max_starting_inventory: {limit}}}
+"""
+    async with simulator(tmp_path) as (sim, base):
+        ticker = sorted(t for t, m in sim.state.exchange.markets.items() if m.status == "active")[0]
+        _held_before_start(sim, ticker, sim.api_key.user_id)
+        runtime = make_runtime(sim, tmp_path / "node")
+        h = Harness(sim, base, runtime, tmp_path / "node")
+        await runtime.start(admitted(*one_market([ticker]), node_doc))
+        try:
+            h.seed_book(ticker)
+            if limit == 5:
+                await wait_until(
+                    lambda: runtime.resources.require("Exchange", "sim").is_true("Stalled"), what="the refusal"
+                )
+                await asyncio.sleep(0.5)
+                assert h.our_orders() == [] and runtime.node.orders_sent == 0
+                assert any(e[2] == "PositionImportRefused" and "7" in e[3] for e in runtime.node.events)
+            else:
+                await wait_until(lambda: h.quoting("m1", ticker), what="quoting after the import")
+                pnl = runtime.node.account("sim", "live").ledger.market(ticker)
+                assert pnl.net_units == 700 and pnl.cost_basis_micros == 7 * 400_000  # exact, from our fills
+                assert any(e[2] == "PositionImported" for e in runtime.node.events)
+        finally:
+            await runtime.stop("drain")

@@ -197,6 +197,7 @@ class KalshiAdapter(ExchangeAdapter):
         log: Callable[[str], None] | None = None,
         metrics: Metrics | None = None,
         exchange_label: str = "kalshi",
+        wall_clock: Clock | None = None,
     ) -> None:
         self.rest = rest
         if limiter is not None:
@@ -214,6 +215,8 @@ class KalshiAdapter(ExchangeAdapter):
         self._log = log if log is not None else _logger.warning
         self._metrics = metrics
         self._label = exchange_label
+        self._wall = wall_clock if wall_clock is not None else clock
+        """Real time for processing latencies (``clock`` may be an accelerated market clock)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self.malformed: dict[str, int] = {}
         """Stream messages we could not read, by message type."""
@@ -347,7 +350,10 @@ class KalshiAdapter(ExchangeAdapter):
         if feed is None:
             return
         malformed_before = feed.malformed
+        started = self._wall.monotonic_ns()
         ticker = feed.apply(message)  # always: the sid's seq counts every message, whatever its market
+        if ticker is not None and self._metrics is not None:
+            self._metrics.book_update.labels(market=ticker).observe((self._wall.monotonic_ns() - started) / 1e9)
         if ticker is not None and ticker not in self._subscribed:
             feed.forget(ticker)  # in flight when the market was unsubscribed
             feed.drain_transitions()
