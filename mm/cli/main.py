@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 from mm import __version__
+from mm.cli import resource_cmds
+from mm.cli.doctor_cmd import doctor
 from mm.cli.exit_codes import ExitCode, exit_code_for
 from mm.cli.quote_cmd import quote
 from mm.cli.research_cmd import research_app
@@ -42,6 +44,21 @@ app.command()(quote)
 app.command()(run)
 app.command()(kill)
 app.command()(resume)
+app.command()(doctor)
+for _verb in (
+    resource_cmds.apply,
+    resource_cmds.diff,
+    resource_cmds.get,
+    resource_cmds.describe,
+    resource_cmds.history,
+    resource_cmds.rollback,
+    resource_cmds.delete,
+    resource_cmds.status,
+    resource_cmds.wait,
+    resource_cmds.shutdown,
+    resource_cmds.reload,
+):
+    app.command()(_verb)
 app.add_typer(research_app, name="research")
 app.add_typer(sim_app, name="sim")
 

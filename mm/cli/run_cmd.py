@@ -10,20 +10,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 
+from mm.cli.client import ApiError, resolve_target
 from mm.controller.launch import RunOptions, run_node
-from mm.domain.errors import MmError
 
 __all__ = ["kill", "resume", "run"]
 
 out = Console(highlight=False, soft_wrap=True)
-
-
-class ControlApiError(MmError):
-    """The node's control API could not be reached or refused the request."""
 
 
 def run(
@@ -39,6 +34,10 @@ def run(
         str | None, typer.Option("--shutdown", help="immediate, drain or pause (default: the node's).")
     ] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Summary as text or json.")] = "text",
+    watch: Annotated[
+        list[str] | None,
+        typer.Option("--watch", help="Git-ops: watch this directory (repeatable) and apply what it declares."),
+    ] = None,
 ) -> int:
     """Run the market maker: reconcile the declared resources until stopped, then print a summary."""
     if shutdown is not None and shutdown not in ("immediate", "drain", "pause", "unwind"):
@@ -58,6 +57,7 @@ def run(
                 api_port=api_port,
                 shutdown_mode=shutdown,
                 on_started=started,
+                watch=watch,
             )
         )
     )
@@ -95,56 +95,34 @@ def _print_summary(summary: dict[str, Any]) -> None:
     out.print(f"  state dir: {summary.get('state_dir')}", markup=False)
 
 
-def _token(state_dir: Path, token_env: str | None) -> str:
-    if token_env:
-        value = os.environ.get(token_env, "")
-        if not value:
-            raise ControlApiError(f"environment variable {token_env} is not set")
-        return value
-    path = state_dir / "api-token"
-    if not path.exists():
-        raise ControlApiError(f"no API token at {path}: is the node running with --state-dir {state_dir}?")
-    return path.read_text().strip()
-
-
-def _post(url: str, token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    try:
-        response = httpx.post(url.rstrip("/") + path, json=body, headers={"Authorization": f"Bearer {token}"})
-    except httpx.HTTPError as exc:
-        raise ControlApiError(f"cannot reach the control API at {url}: {type(exc).__name__}") from None
-    if response.status_code >= 400:
-        raise ControlApiError(f"{path} refused: HTTP {response.status_code} {response.text[:200]}")
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def kill(
     reason: Annotated[str, typer.Option(help="Why (recorded with the trip).")] = "manual kill",
-    api: Annotated[str, typer.Option(help="Control API URL.")] = "http://127.0.0.1:8080",
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the node keeps its API token.")] = Path(
-        "./data"
-    ),
-    token_env: Annotated[str | None, typer.Option(help="Env var holding the API token instead.")] = None,
+    market: Annotated[str | None, typer.Option(help="Only this Market (its own switch); default: the node.")] = None,
+    server: Annotated[str | None, typer.Option("--server", help="Control API URL (or MMCTL_SERVER).")] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="The node's state dir.")] = None,
 ) -> int:
     """Trip the kill switch: cancel every order of ours and halt (latched until `mmctl resume --confirm`)."""
-    result = _post(api, _token(state_dir, token_env), "/kill", {"reason": reason})
-    out.print(f"kill switch tripped; {result.get('cancelled', 0)} orders cancelled", markup=False)
+    target = resolve_target(server, state_dir)
+    if not target.online:
+        raise ApiError(f"no running node found for {target.state_dir}: pass --server or --state-dir")
+    result = target.request("POST", "/kill", json={"reason": reason, "market": market})
+    out.print(f"kill switch tripped ({result['scope']}); {result.get('cancelled', 0)} orders cancelled", markup=False)
     return 0
 
 
 def resume(
     confirm: Annotated[bool, typer.Option("--confirm", help="Required: a person resets the kill switch.")] = False,
     operator: Annotated[str, typer.Option(help="Who resets it (recorded).")] = "",
-    api: Annotated[str, typer.Option(help="Control API URL.")] = "http://127.0.0.1:8080",
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the node keeps its API token.")] = Path(
-        "./data"
-    ),
-    token_env: Annotated[str | None, typer.Option(help="Env var holding the API token instead.")] = None,
+    server: Annotated[str | None, typer.Option("--server", help="Control API URL (or MMCTL_SERVER).")] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="The node's state dir.")] = None,
 ) -> int:
     """Reset the kill switch (requires --confirm)."""
     if not confirm:
         raise typer.BadParameter("resuming trading needs --confirm")
     who = operator or os.environ.get("USER", "operator")
-    _post(api, _token(state_dir, token_env), "/resume", {"confirm": True, "operator": who})
+    target = resolve_target(server, state_dir)
+    if not target.online:
+        raise ApiError(f"no running node found for {target.state_dir}: pass --server or --state-dir")
+    target.request("POST", "/resume", json={"confirm": True, "operator": who})
     out.print("kill switch reset: trading resumes on the next cycle", markup=False)
     return 0

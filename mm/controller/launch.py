@@ -18,23 +18,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from watchfiles import awatch
-
 from mm.adapters.factory import build_venue_adapter
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.kalshi.signer import KalshiSigner
+from mm.api.server import ControlApi, load_or_create_token
 from mm.clock import Clock, WallClock, datetime_to_us
-from mm.controller.api import ControlApi, load_or_create_token
+from mm.controller.gitops import FileReloader, GitOpsSource
 from mm.controller.runtime import NodeRuntime, RuntimeOptions
 from mm.domain.errors import MmError
-from mm.observability.redaction import redact_text
 from mm.sim.server import Simulator, SimulatorConfig
 from mm.specs.admission import AdmittedResource, admit_or_raise
 from mm.specs.exchange import ExchangeSpec
 from mm.specs.node import TradingNodeSpec
 from mm.specs.yaml_loader import load_sources
 
-__all__ = ["FileReloader", "RunOptions", "run_node"]
+__all__ = ["FileReloader", "GitOpsSource", "ReloadRefusedError", "RunOptions", "run_node"]
+
+
+class ReloadRefusedError(MmError):
+    """A reload found source files that do not pass admission (nothing was applied)."""
 
 
 @dataclass
@@ -47,6 +49,10 @@ class RunOptions:
     shutdown_mode: str | None = None
     cycle_s: float = 1.0
     on_started: Callable[[NodeRuntime, ControlApi], None] | None = None
+    watch: list[str] | None = None
+    """Git-ops: watch these files/directories (``--watch``); default: the ``-f`` paths when
+    ``hot_reload.file_watch``."""
+    on_gitops: Callable[[GitOpsSource], None] | None = None
 
 
 def _node_spec(resources: Sequence[AdmittedResource]) -> TradingNodeSpec:
@@ -64,40 +70,9 @@ def _start_us(text: str | None) -> int | None:
     return datetime_to_us(datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC))
 
 
-class FileReloader:
-    """Git-ops by file watch (FR-1001): re-admit the ``-f`` paths when a file changes (or on SIGHUP) and apply
-    what changed. A bundle that does not pass admission is reported (file, line, field) and *nothing* of it is
-    applied: the node keeps running the last good revision."""
-
-    def __init__(self, runtime: NodeRuntime, paths: list[str]) -> None:
-        self.runtime = runtime
-        self.paths = paths
-        self.applied: list[list[str]] = []
-        self.refused: list[str] = []
-
-    async def reload(self, trigger: str = "file_watch") -> list[str]:
-        try:
-            admitted = admit_or_raise(load_sources(self.paths))
-        except MmError as exc:
-            message = redact_text(str(exc))
-            self.refused.append(message)
-            self.runtime.node.event("TradingNode", "ReloadRefused", message, warning=True)
-            return []
-        changed = self.runtime.apply(admitted, source=trigger)
-        self.applied.append(changed)
-        if changed:
-            self.runtime.node.event("TradingNode", "Reloaded", f"{trigger}: {', '.join(changed)}")
-        return changed
-
-    async def watch(self, stop: asyncio.Event) -> None:
-        existing = [p for p in self.paths if Path(p).exists()]
-        async for _changes in awatch(*existing, stop_event=stop, debounce=300, step=50):
-            await self.reload("file_watch")
-
-
 async def run_node(options: RunOptions) -> dict[str, Any]:
     """Run until ``duration_s`` elapses (real seconds) or SIGINT/SIGTERM; returns the summary."""
-    admitted = admit_or_raise(load_sources(list(options.paths)))
+    admitted = admit_or_raise(load_sources(list(options.paths) or list(options.watch or [])))
     node_spec = _node_spec(admitted)
     state_dir = options.state_dir if options.state_dir is not None else Path(node_spec.state_dir)
     embedded = [
@@ -155,7 +130,15 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             ),
             build,
         )
-        await runtime.start(admitted)
+        watch_paths = [p for p in (options.watch if options.watch else options.paths) if p != "-"]
+        gitops = GitOpsSource(runtime, watch_paths)
+        same_files = not options.watch or list(options.watch) == list(options.paths)
+        start_source = await gitops.source_label() if same_files and watch_paths else "file"
+        await runtime.start(admitted, source=start_source)
+        if watch_paths:
+            await gitops.rescan("startup")  # claims what it declares; a --watch DIR is applied here
+        if options.on_gitops is not None:
+            options.on_gitops(gitops)
         token = load_or_create_token(state_dir, node_spec.api.token_env)
         api = ControlApi(
             runtime,
@@ -165,19 +148,36 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             metrics_public=node_spec.api.metrics_public,
         )
         await api.start()
+        (state_dir / "api-url").write_text(api.url + "\n")  # how mmctl finds this node from its state dir
         if options.on_started is not None:
             options.on_started(runtime, api)
         stop = asyncio.Event()
+        requested_mode: list[str] = []
+
+        def shutdown_requested(mode: str) -> None:
+            requested_mode.append(mode)
+            stop.set()
+
+        api.hooks.shutdown = shutdown_requested
+
+        async def reload_requested() -> list[str]:
+            result = await gitops.rescan("api", force=True)
+            if result.outcome in ("rejected", "stalled"):
+                raise ReloadRefusedError(result.error or result.outcome)
+            return [*result.changed, *(f"{key} (pruned)" for key in result.pruned)]
+
+        if watch_paths:
+            api.hooks.reload = reload_requested
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        reloader = FileReloader(runtime, list(options.paths))
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.reload("signal")))
+        if watch_paths:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, gitops.request_rescan, "signal")
         watcher: asyncio.Task[None] | None = None
-        if node_spec.hot_reload.enabled and node_spec.hot_reload.file_watch:
-            watcher = asyncio.create_task(reloader.watch(stop), name="file-watch")
+        if watch_paths and (options.watch or (node_spec.hot_reload.enabled and node_spec.hot_reload.file_watch)):
+            watcher = asyncio.create_task(gitops.watch(stop), name="gitops-watch")
         try:
             if options.duration_s is not None:
                 with contextlib.suppress(TimeoutError):
@@ -196,6 +196,9 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             summary["api"] = api.url
             summary["state_dir"] = str(state_dir)
             await api.stop()
-            await runtime.stop(options.shutdown_mode or node_spec.shutdown.default_mode)
+            with contextlib.suppress(FileNotFoundError):
+                (state_dir / "api-url").unlink()
+            mode = requested_mode[-1] if requested_mode else options.shutdown_mode
+            await runtime.stop(mode or node_spec.shutdown.default_mode)
         summary["final"] = runtime.summary()["accounts"]
         return summary

@@ -106,6 +106,8 @@ class NodeContext:
         self.enqueue: Callable[[str], None] = lambda _key: None
         self.market_state: dict[str, Any] = {}
         """Per-Market runtime objects owned by the Market reconciler (engines, last plan...)."""
+        self.event_listeners: list[Callable[[tuple[int, str, str, str]], None]] = []
+        """Called with every event (the API's /events stream, webhooks)."""
         self.events: list[tuple[int, str, str, str]] = []
         """Recent notable events (time µs, subject, reason, message) for status and the demo summary."""
         self.fills_seen = 0
@@ -151,8 +153,11 @@ class NodeContext:
 
     def event(self, subject: str, reason: str, message: str, *, warning: bool = False) -> None:
         now = self.clock.now_us()
-        self.events.append((now, subject, reason, message))
+        entry = (now, subject, reason, message)
+        self.events.append(entry)
         del self.events[:-500]
+        for listener in list(self.event_listeners):
+            listener(entry)
         (_logger.warning if warning else _logger.info)("%s %s: %s", subject, reason, message)
         self.record(EventRecord(now, subject, reason, message, "Warning" if warning else "Normal"))
 

@@ -25,7 +25,7 @@ from mm.clock import Clock
 from mm.controller.errors import ControllerError
 from mm.specs.admission import AdmittedResource
 from mm.specs.canonical import digest as spec_digest
-from mm.state.records import RevisionRecord
+from mm.state.records import ResourceDeletedRecord, RevisionRecord
 
 __all__ = ["Condition", "ResourceStore", "StoredResource", "key_of", "split_key"]
 
@@ -92,6 +92,18 @@ class StoredResource:
         return c is not None and c.status == "True"
 
 
+SYSTEM_ANNOTATIONS = ("mm/managed-by", "mm/overridden-by")
+"""Written by the system, not by the resource's author: a re-apply of the author's metadata keeps them."""
+
+
+def _with_system(given: Mapping[str, str], current: Mapping[str, str]) -> dict[str, str]:
+    merged = dict(given)
+    for key in SYSTEM_ANNOTATIONS:
+        if key in current and key not in merged:
+            merged[key] = current[key]
+    return merged
+
+
 class NotFoundError(ControllerError):
     """No such resource."""
 
@@ -104,7 +116,7 @@ class ResourceStore:
         clock: Clock,
         *,
         history_limit: int = 20,
-        persist: Callable[[RevisionRecord], None] | None = None,
+        persist: Callable[[RevisionRecord | ResourceDeletedRecord], None] | None = None,
     ) -> None:
         self._clock = clock
         self._history_limit = history_limit
@@ -186,7 +198,7 @@ class ResourceStore:
             if labels is not None:
                 current.labels = dict(labels)
             if annotations is not None:
-                current.annotations = dict(annotations)
+                current.annotations = _with_system(annotations, current.annotations)
             return False
         if current is None:
             stored = StoredResource(
@@ -210,8 +222,9 @@ class ResourceStore:
             if labels is not None:
                 current.labels = dict(labels)
             if annotations is not None:
-                current.annotations = dict(annotations)
+                current.annotations = _with_system(annotations, current.annotations)
             stored = current
+        stored.annotations["mm/managed-by"] = source  # whoever applied the last change manages it now
         history = self._history.setdefault(key, [])
         record = RevisionRecord(
             kind=kind,
@@ -232,11 +245,36 @@ class ResourceStore:
         return True
 
     def delete(self, kind: str, name: str) -> bool:
-        removed = self._resources.pop(key_of(kind, name), None)
+        key = key_of(kind, name)
+        removed = self._resources.pop(key, None)
         if removed is None:
             return False
+        history = self._history.get(key, [])
+        if self._persist is not None and history:
+            self._persist(ResourceDeletedRecord(kind, name, history[-1].revision, self._clock.now_us()))
         self._notify(kind, name)
         return True
+
+    def restore(self, resource: AdmittedResource, generation: int, history: list[RevisionRecord]) -> None:
+        """Seed a resource persisted by an earlier run (at start-up): no new revision, no watcher call; its
+        revision numbers continue from ``history``."""
+        key = key_of(resource.kind, resource.name)
+        meta = resource.metadata
+        self._resources[key] = StoredResource(
+            kind=resource.kind,
+            name=resource.name,
+            spec=resource.spec,
+            spec_data=resource.spec_data,
+            digest=resource.digest,
+            generation=generation,
+            labels=dict(meta.labels),
+            annotations=dict(meta.annotations),
+            created_us=history[0].created_us if history else self._clock.now_us(),
+        )
+        if history:
+            managers = history[-1].source
+            self._resources[key].annotations.setdefault("mm/managed-by", managers)
+        self._history[key] = list(history)[-self._history_limit :]
 
     def _notify(self, kind: str, name: str) -> None:
         for watcher in list(self._watchers):

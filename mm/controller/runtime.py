@@ -30,8 +30,13 @@ from typing import Any
 from mm.adapters.errors import ExchangeError, OrderNotFoundError
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.clock import Clock, WallClock
+from mm.controller import operations
+from mm.controller.errors import ControllerError
 from mm.controller.manager import ControllerManager
 from mm.controller.node import NodeContext
+from mm.controller.offline import restore_resources
+from mm.controller.operations import ApplyOutcome
+from mm.controller.preview import preview_plans
 from mm.controller.resources import ResourceStore, key_of
 from mm.controller.workqueue import WorkQueue
 from mm.observability.metrics import Metrics
@@ -39,16 +44,22 @@ from mm.reconcilers.components import NodeReconciler, RiskPolicyReconciler, Stra
 from mm.reconcilers.exchange import ExchangeReconciler
 from mm.reconcilers.market import MarketReconciler
 from mm.reconcilers.selector import SelectorReconciler
+from mm.risk.kill_switch import KillSwitch
 from mm.specs.admission import AdmittedResource
 from mm.specs.exchange import ExchangeSpec
 from mm.specs.node import TradingNodeSpec
 from mm.state.checkpoint import Checkpoint, CheckpointWriter, LockFile, MarketCheckpoint
 from mm.state.latch import SqliteKillSwitchLatch
-from mm.state.records import MarketSampleRecord, PnlSnapshotRecord, Record
+from mm.state.records import ConfigAuditRecord, MarketSampleRecord, PnlSnapshotRecord, Record, RevisionRecord
 from mm.state.store import Store
 from mm.state.write_behind import WriteBehindQueue
 
-__all__ = ["NodeRuntime", "RuntimeOptions"]
+__all__ = ["ChangeRateLimitedError", "NodeRuntime", "RuntimeOptions"]
+
+
+class ChangeRateLimitedError(ControllerError):
+    """More configuration changes than ``hot_reload.max_changes_per_minute`` allows (API: 429)."""
+
 
 _logger = logging.getLogger(__name__)
 
@@ -135,6 +146,7 @@ class NodeRuntime:
         self.node.kill = self._kill_from_node
         self.node.state_dir = options.state_dir
         self._down_since_ns: dict[str, int] = {}
+        self._changes: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.checkpoints: CheckpointWriter | None = None
         self.started = False
@@ -158,6 +170,7 @@ class NodeRuntime:
         self.queue_db.start()
         self.latch = SqliteKillSwitchLatch(db_path)
         self.node.use_latch(self.latch)
+        await self._restore_resources()
         for resource in admitted:
             self.resources.apply(resource, source=source)
         self.manager.register(
@@ -193,6 +206,107 @@ class NodeRuntime:
             self.node.event(
                 "TradingNode", "KillSwitchLatched", f"still tripped: {self.node.node_switch.state.reason}", warning=True
             )
+
+    async def _restore_resources(self) -> None:
+        """Resources stored by an earlier run or by an offline ``mmctl apply`` come back first (re-admitted
+        today; one that no longer validates is reported and left out), then the files are applied over them."""
+        assert self.store is not None
+        for problem in await restore_resources(self.store, self.resources):
+            self.node.event("TradingNode", "StoredResourceInvalid", problem, warning=True)
+
+    # ------------------------------------------------------------------ operations (API, CLI)
+
+    def _check_change_rate(self, changes: int) -> None:
+        node_spec = self.node_spec()
+        limit = node_spec.hot_reload.max_changes_per_minute if node_spec is not None else 10
+        now = self._wall.monotonic_ns()
+        recent = [t for t in self._changes if now - t < 60_000_000_000]
+        self._changes = recent
+        if changes and len(recent) + changes > limit:
+            raise ChangeRateLimitedError(
+                f"{len(recent)} changes in the last minute; hot_reload.max_changes_per_minute is {limit}: "
+                "nothing applied, try again later"
+            )
+
+    def apply_documents(
+        self,
+        admitted: Sequence[AdmittedResource],
+        *,
+        manager: str = "api",
+        dry_run: bool = False,
+        force_conflicts: bool = False,
+        change_cause: str = "",
+    ) -> list[ApplyOutcome]:
+        """``apply`` with conflicts and the per-minute change limit (all-or-nothing)."""
+        planned = operations.apply(
+            self.resources, admitted, manager=manager, dry_run=True, force_conflicts=force_conflicts
+        )
+        changes = sum(1 for o in planned if o.action != "unchanged")
+        if dry_run:
+            return planned
+        self._check_change_rate(changes)
+        outcomes = operations.apply(
+            self.resources, admitted, manager=manager, force_conflicts=force_conflicts, change_cause=change_cause
+        )
+        now = self._wall.monotonic_ns()
+        self._changes.extend([now] * changes)
+        for outcome in outcomes:
+            if outcome.action != "unchanged":
+                self.node.event(f"{outcome.kind}/{outcome.name}", outcome.action.title(), f"by {manager}")
+        return outcomes
+
+    def affected_markets(self, kind: str, name: str) -> list[str]:
+        """Market names whose behaviour a change to ``kind/name`` alters."""
+        if kind == "Market":
+            return [name]
+        field = {"Strategy": "strategy_ref", "RiskPolicy": "risk_policy_ref", "Exchange": "exchange_ref"}.get(kind)
+        if field is None:
+            return [m.name for m in self.resources.all("Market")] if kind == "TradingNode" else []
+        return [m.name for m in self.resources.all("Market") if getattr(m.spec, field) == name]
+
+    async def cancel_markets(self, names: Sequence[str]) -> int:
+        """Cancel our open orders of these Markets (before a rollback, FR-1005)."""
+        total = 0
+        for market in [self.resources.get("Market", n) for n in names]:
+            if market is None:
+                continue
+            conn = self.node.exchanges.get(market.spec.exchange_ref)
+            if conn is None:
+                continue
+            for account in conn.accounts.values():
+                mine = account.tracker.open_orders(market.spec.ticker)
+                if not mine:
+                    continue
+                ids = [o.exchange_order_id or "" for o in mine]
+                results = await account.adapter.cancel_orders(ids)
+                for oid, error in zip(ids, results, strict=False):
+                    if error is None or isinstance(error, OrderNotFoundError):
+                        account.tracker.cancelled(oid)
+                        total += 1
+        return total
+
+    async def rollback(
+        self, kind: str, name: str, *, to_revision: int | None = None, manager: str = "api"
+    ) -> tuple[ApplyOutcome, RevisionRecord, int]:
+        """Cancel the affected Markets' orders, then store the earlier revision as a new one (FR-1005)."""
+        self._check_change_rate(1)
+        cancelled = await self.cancel_markets(self.affected_markets(kind, name))
+        outcome, target = operations.rollback(self.resources, kind, name, to_revision=to_revision, manager=manager)
+        self._changes.append(self._wall.monotonic_ns())
+        self.node.event(f"{kind}/{name}", "RolledBack", f"to revision {target.revision} by {manager}")
+        self._record(
+            ConfigAuditRecord(
+                self.clock.now_us(), "rollback", f"{kind}/{name}", "api", {}, dict(target.spec), actor=manager
+            )
+        )
+        for market in self.affected_markets(kind, name):
+            self.queue.add(key_of("Market", market))
+        return outcome, target, cancelled
+
+    def preview_plans(self, admitted: Sequence[AdmittedResource]) -> dict[str, list[str]]:
+        """``diff --plan``: the order actions each affected Market would take right now under the candidate
+        specs (pure: a scratch copy of the resources, ledgers copied, an in-memory kill-switch latch)."""
+        return preview_plans(self, admitted)
 
     def apply(self, admitted: Sequence[AdmittedResource], *, source: str = "file") -> list[str]:
         """Apply resources while running (hot reload); returns the keys whose spec changed."""
@@ -319,6 +433,18 @@ class NodeRuntime:
 
     async def _kill_from_node(self, reason: str, source: str) -> int:
         return await self.kill(reason, source=source)
+
+    async def kill_market(self, name: str, reason: str) -> int:
+        """Trip one Market's kill switch (durably) and cancel its orders; the others keep trading."""
+        switch = KillSwitch(self.node.latch, f"market/{name}")
+        switch.trigger(reason, "manual", self.clock.now_us())
+        self.node.event(f"Market/{name}", "KillSwitchTripped", f"manual: {reason}", warning=True)
+        cancelled = await self.cancel_markets([name])
+        runtime = self.node.market_state.get(name)
+        if runtime is not None:
+            runtime.risk.market_switch = switch  # the running engine sees the trip at once
+        self.queue.add(key_of("Market", name))
+        return cancelled
 
     def resume(self, *, confirm: bool, operator: str) -> None:
         self.node.node_switch.reset(confirm=confirm, operator=operator, now_us=self.clock.now_us())

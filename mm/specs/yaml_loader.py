@@ -409,6 +409,12 @@ def _collect_path(path: str | Path, documents: list[SourceDocument], issues: lis
             issues.append(error.issue)
 
 
+def spec_files(path: str | Path) -> list[Path]:
+    """The files a path stands for: itself, or every spec file below a directory (as :func:`load_path` reads)."""
+    root = Path(path)
+    return _spec_files(root) if root.is_dir() else [root]
+
+
 def load_path(path: str | Path) -> list[SourceDocument]:
     """A file, or every ``*.yaml``/``*.yml``/``*.json`` file below a directory (sorted, hidden skipped)."""
     documents: list[SourceDocument] = []

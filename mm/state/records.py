@@ -414,6 +414,26 @@ class RevisionRecord:
         return ((self._INSERT, revision), (self._CURRENT, current))
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceDeletedRecord:
+    """A resource was deleted: it is no longer current (its revisions stay, for history). Conditional on the
+    revision, so a re-creation written in the same batch (with a higher revision) survives whatever the order."""
+
+    kind: str
+    name: str
+    revision: int
+    deleted_us: int
+
+    _DELETE: ClassVar[str] = "DELETE FROM resources WHERE kind = ? AND name = ? AND revision <= ?"
+
+    @property
+    def key(self) -> str:
+        return f"deleted:{self.kind}/{self.name}:{self.revision}"
+
+    def writes(self) -> tuple[Write, ...]:
+        return ((self._DELETE, (self.kind, self.name, self.revision)),)
+
+
 Record = (
     OrderRecord
     | FillRecord
@@ -424,5 +444,6 @@ Record = (
     | ConfigAuditRecord
     | AlertRecord
     | RevisionRecord
+    | ResourceDeletedRecord
 )
 """Everything the write-behind queue accepts."""

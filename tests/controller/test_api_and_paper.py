@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from mm.controller.api import ControlApi, load_or_create_token
+from mm.api.server import ControlApi, load_or_create_token
 from mm.sim.types import BookSide as SimBookSide
 from tests.controller.harness import EXCHANGE_YAML, RISK_YAML, market_yaml, running_node, strategy_yaml, wait_until
 
@@ -50,9 +50,9 @@ async def test_the_control_api_needs_its_token_and_drives_the_kill_switch(tmp_pa
             auth = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=api.url) as client:
                 assert (await client.get("/health")).status_code == 200
-                assert (await client.get("/ready")).status_code == 401
-                assert (await client.get("/ready", headers={"Authorization": "Bearer wrong"})).status_code == 401
-                assert (await client.get("/ready", headers=auth)).json() == {"ready": True}
+                assert (await client.get("/ready")).json() == {"ready": True}  # public, like /health
+                assert (await client.get("/status")).status_code == 401
+                assert (await client.get("/status", headers={"Authorization": "Bearer wrong"})).status_code == 401
                 assert (await client.get("/metrics")).status_code == 401
                 metrics = await client.get("/metrics", headers=auth)
                 assert "mm_orders_total" in metrics.text
@@ -60,10 +60,12 @@ async def test_the_control_api_needs_its_token_and_drives_the_kill_switch(tmp_pa
                 assert {r["kind"] for r in status["resources"]} >= {"Exchange", "Market", "Strategy", "RiskPolicy"}
 
                 killed = (await client.post("/kill", json={"reason": "api test"}, headers=auth)).json()
-                assert killed == {"tripped": True, "cancelled": 2}
+                assert killed == {"tripped": True, "scope": "node", "cancelled": 2}
                 assert h.our_orders() == []
                 not_ready = await client.get("/ready", headers=auth)
                 assert not_ready.status_code == 503 and "api test" in not_ready.json()["reasons"][0]
+                anonymous = await client.get("/ready")
+                assert anonymous.status_code == 503 and "reasons" not in anonymous.json()  # whether, never why
                 refused = await client.post("/resume", json={"operator": "tester"}, headers=auth)
                 assert refused.status_code == 409 and h.runtime.node.node_switch.tripped
                 resumed = await client.post("/resume", json={"confirm": True, "operator": "tester"}, headers=auth)

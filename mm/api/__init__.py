@@ -1,0 +1,1 @@
+"""The node's control API (FastAPI): resources, control, configuration (FR-1004), events."""

@@ -1,0 +1,15 @@
+"""What only the launcher of a node can do, handed to the API: stop the node, rescan its source files."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+__all__ = ["ApiHooks"]
+
+
+class ApiHooks:
+    def __init__(self) -> None:
+        self.shutdown: Callable[[str], None] | None = None
+        """Begin a shutdown with a mode (immediate, drain, pause, unwind)."""
+        self.reload: Callable[[], Awaitable[list[str]]] | None = None
+        """Rescan the source files; returns the keys whose spec changed."""
