@@ -64,6 +64,7 @@ class DiffBody(BaseModel):
 
 class RollbackBody(BaseModel):
     to_revision: int | None = Field(None, ge=1)
+    suspend_source: bool = Field(False, description="Suspend the git-ops source that manages the object first.")
 
 
 class KillBody(BaseModel):
@@ -260,7 +261,10 @@ def create_app(
     async def rollback(kind: str, name: str, body: RollbackBody) -> Any:
         real = _kind(kind)
         try:
-            outcome, target, cancelled = await runtime.rollback(real, name, to_revision=body.to_revision)
+            suspend = app_hooks.suspend_source if body.suspend_source else None
+            outcome, target, cancelled = await runtime.rollback(
+                real, name, to_revision=body.to_revision, suspend_source=suspend
+            )
         except RollbackError as exc:
             return JSONResponse({"error": str(exc)}, status_code=409)
         except ChangeRateLimitedError as exc:
@@ -319,14 +323,14 @@ def create_app(
     @private.post("/control/shutdown")
     async def shutdown(body: ShutdownBody) -> Any:
         if app_hooks.shutdown is None:
-            raise HTTPException(501, "this node cannot be shut down through the API")
+            raise HTTPException(409, "this node cannot be shut down through the API")
         app_hooks.shutdown(body.mode)
         return {"shutting_down": True, "mode": body.mode}
 
     @private.post("/control/reload")
     async def reload() -> Any:
         if app_hooks.reload is None:
-            raise HTTPException(501, "this node has no source files to reload")
+            raise HTTPException(409, "this node has no source files to reload")
         try:
             return {"changed": await app_hooks.reload()}
         except MmError as exc:
@@ -365,6 +369,8 @@ def _problems(exc: SpecError) -> list[str]:
 
 def _not_ready_reasons(runtime: NodeRuntime) -> list[str]:
     reasons = []
+    if not runtime.resources.all("Exchange"):
+        reasons.append("no Exchange declared")
     if runtime.node.node_switch.tripped:
         reasons.append(f"kill switch tripped: {runtime.node.node_switch.state.reason}")
     for exchange in runtime.resources.all("Exchange"):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from mm.api.hooks import ApiHooks
 from mm.clock import format_rfc3339_us
-from mm.controller.operations import RollbackError, admit_text, manifest
+from mm.controller.operations import RollbackError, admit_text, manifest, param_changes
 from mm.controller.resources import StoredResource
 from mm.controller.runtime import ChangeRateLimitedError, NodeRuntime
 from mm.domain.errors import MmError
@@ -44,15 +44,6 @@ class SwapBody(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     state_transfer: bool = False
     name: str | None = None
-
-
-def _changes(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
-    if isinstance(before, dict) and isinstance(after, dict):
-        out = []
-        for key in sorted(set(before) | set(after)):
-            out += _changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
-        return out
-    return [] if before == after else [{"param": path, "old": before, "new": after}]
 
 
 def config_router(runtime: NodeRuntime, hooks: ApiHooks) -> APIRouter:
@@ -85,7 +76,7 @@ def config_router(runtime: NodeRuntime, hooks: ApiHooks) -> APIRouter:
             "status": "applied",
             "resource": f"{stored.kind}/{stored.name}",
             "generation": runtime.resources.require(stored.kind, stored.name).generation,
-            "changes": redact(_changes(before, after)),
+            "changes": redact(param_changes(before, after)),
             "applied_at": format_rfc3339_us(runtime.clock.now_us()),
         }
 
@@ -138,7 +129,7 @@ def config_router(runtime: NodeRuntime, hooks: ApiHooks) -> APIRouter:
     @router.post("/reload")
     async def reload() -> Any:
         if hooks.reload is None:
-            raise HTTPException(501, "this node has no source files to reload")
+            raise HTTPException(409, "this node has no source files to reload")
         try:
             return {"status": "reloaded", "changed": await hooks.reload()}
         except MmError as exc:
@@ -176,7 +167,7 @@ def config_router(runtime: NodeRuntime, hooks: ApiHooks) -> APIRouter:
             "status": "applied",
             "rolled_back_to": target.revision,
             "orders_cancelled": cancelled,
-            "changes": redact(_changes(before, after)),
+            "changes": redact(param_changes(before, after)),
             "applied_at": format_rfc3339_us(runtime.clock.now_us()),
         }
 

@@ -13,3 +13,5 @@ class ApiHooks:
         """Begin a shutdown with a mode (immediate, drain, pause, unwind)."""
         self.reload: Callable[[], Awaitable[list[str]]] | None = None
         """Rescan the source files; returns the keys whose spec changed."""
+        self.suspend_source: Callable[[str], bool] | None = None
+        """Suspend the git-ops source (a rollback of what it manages); returns whether there was one."""

@@ -78,6 +78,9 @@ def _offline(target: Target) -> OfflineSession:
 
 def apply(
     filename: Annotated[list[str], typer.Option("--filename", "-f", help="FILE, DIR or '-'. Repeatable.")],
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-R", help="Directories are always read recursively (kubectl compat).")
+    ] = True,
     dry_run: Annotated[str | None, typer.Option("--dry-run", help="client or server: show, do not store.")] = None,
     force_conflicts: Annotated[bool, typer.Option("--force-conflicts", help="Take over objects git-ops owns.")] = False,
     output: Output = "name",
@@ -326,6 +329,9 @@ async def _history_offline(target: Target, kind: str, name: str) -> list[dict[st
 def rollback(
     ref: Annotated[str, typer.Argument(help="KIND/NAME")],
     to_revision: Annotated[int | None, typer.Option("--to-revision", min=1, help="Default: the previous one.")] = None,
+    suspend_source: Annotated[
+        bool, typer.Option("--suspend-source", help="Git-ops manages it: stop applying the source first.")
+    ] = False,
     server: Server = None,
     state_dir: StateDir = None,
 ) -> int:
@@ -333,7 +339,11 @@ def rollback(
     kind, name = _ref(ref)
     target = resolve_target(server, state_dir)
     if target.online:
-        body = target.request("POST", f"/resources/{kind}/{name}/rollback", json={"to_revision": to_revision})
+        body = target.request(
+            "POST",
+            f"/resources/{kind}/{name}/rollback",
+            json={"to_revision": to_revision, "suspend_source": suspend_source},
+        )
         out.print(
             f"{kind.lower()}/{name} rolled back to revision {body['rolled_back_to']} "
             f"(generation {body['generation']}, {body['orders_cancelled']} orders cancelled first)",

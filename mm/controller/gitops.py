@@ -175,6 +175,8 @@ class GitOpsSource:
         self._last_digest: str | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[ScanResult]] = set()
+        self.suspended: str | None = None
+        """Why applying is suspended (a rollback of something this source manages), or None."""
         self.source_status: dict[str, Any] = {
             "source": None,
             "paths": list(self.paths),
@@ -357,8 +359,22 @@ class GitOpsSource:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def suspend(self, reason: str) -> None:
+        """Stop applying the source (``mmctl rollback --suspend-source``: otherwise the watcher would re-apply
+        what was rolled back). Resumed by :meth:`resume` or a restart."""
+        self.suspended = reason
+        self._set_status(phase="Suspended", reason="Suspended", last_error=reason)
+        self.runtime.node.event("GitOps", "Suspended", reason, warning=True)
+
+    def resume(self) -> None:
+        self.suspended = None
+        self._set_status(phase="Ready", reason="Resumed")
+        self.request_rescan("resume")
+
     async def rescan(self, trigger: str = "file_watch", *, force: bool = False) -> ScanResult:
         """One pass over the paths (see the module docstring); ``force`` ignores an unchanged digest."""
+        if self.suspended is not None:
+            return ScanResult("unchanged", self._last_digest or "", error=f"suspended: {self.suspended}")
         async with self._lock:
             try:
                 self.last_result = await self._rescan(trigger, force=force)

@@ -22,6 +22,7 @@ from mm.adapters.factory import build_venue_adapter
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.adapters.kalshi.signer import KalshiSigner
 from mm.api.server import ControlApi, load_or_create_token
+from mm.api.webhooks import ChangeWebhooks
 from mm.clock import Clock, WallClock, datetime_to_us
 from mm.controller.gitops import FileReloader, GitOpsSource
 from mm.controller.runtime import NodeRuntime, RuntimeOptions
@@ -149,6 +150,8 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
         )
         await api.start()
         (state_dir / "api-url").write_text(api.url + "\n")  # how mmctl finds this node from its state dir
+        webhooks = ChangeWebhooks(runtime, list(node_spec.api.change_webhooks))
+        webhooks.start()
         if options.on_started is not None:
             options.on_started(runtime, api)
         stop = asyncio.Event()
@@ -166,8 +169,13 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
                 raise ReloadRefusedError(result.error or result.outcome)
             return [*result.changed, *(f"{key} (pruned)" for key in result.pruned)]
 
+        def suspend_requested(reason: str) -> bool:
+            gitops.suspend(reason)
+            return True
+
         if watch_paths:
             api.hooks.reload = reload_requested
+            api.hooks.suspend_source = suspend_requested
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -195,6 +203,7 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             summary = runtime.summary()
             summary["api"] = api.url
             summary["state_dir"] = str(state_dir)
+            await webhooks.stop()
             await api.stop()
             with contextlib.suppress(FileNotFoundError):
                 (state_dir / "api-url").unlink()

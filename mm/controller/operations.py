@@ -31,6 +31,7 @@ from mm.controller.resources import ResourceStore, StoredResource
 from mm.observability.redaction import redact
 from mm.specs.admission import AdmittedResource, admit_or_raise
 from mm.specs.envelope import API_VERSION
+from mm.specs.errors import SpecError
 from mm.specs.yaml_loader import SourceDocument, load_text
 from mm.state.records import RevisionRecord
 
@@ -45,8 +46,10 @@ __all__ = [
     "admit_sources",
     "admit_text",
     "apply",
+    "check_rollback",
     "diff",
     "manifest",
+    "param_changes",
     "rollback",
 ]
 
@@ -182,6 +185,16 @@ def apply(
     return outcomes
 
 
+def param_changes(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
+    """``[{"param": "a.b", "old": ..., "new": ...}]`` for every leaf that differs (FR-1004/1007's shape)."""
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        out = []
+        for key in sorted(set(before) | set(after)):
+            out += param_changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if before == after else [{"param": path, "old": before, "new": after}]
+
+
 def _yaml(spec: Mapping[str, Any] | None) -> str:
     if spec is None:
         return ""
@@ -220,18 +233,25 @@ def manifest(stored: StoredResource, spec: Mapping[str, Any] | None = None) -> d
     }
 
 
-def rollback(
+def check_rollback(
     resources: ResourceStore,
     kind: str,
     name: str,
-    *,
     to_revision: int | None = None,
-    manager: str = "cli",
-) -> tuple[ApplyOutcome, RevisionRecord]:
-    """Store revision ``to_revision`` (default: the one before the current) again, as a new revision."""
+    *,
+    source_suspended: bool = False,
+) -> RevisionRecord:
+    """The revision a rollback would restore, or :class:`RollbackError` — before anything is done (orders are
+    cancelled only for a rollback that will happen)."""
     stored = resources.get(kind, name)
     if stored is None:
         raise RollbackError(f"{kind}/{name} does not exist")
+    current = _manager(stored)
+    if current.startswith(("git:", "file:")) and not source_suspended:
+        raise RollbackError(
+            f"{kind}/{name} is managed by {current}: its watcher would re-apply the files over a rollback; "
+            "revert the change in the source, or pass --suspend-source"
+        )
     history = resources.history(kind, name)
     if not history:
         raise RollbackError(f"{kind}/{name} has no revisions")
@@ -239,19 +259,33 @@ def rollback(
         earlier = [r for r in history if r.digest != stored.digest]
         if not earlier:
             raise RollbackError(f"{kind}/{name} has no earlier revision to roll back to")
-        target = earlier[-1]
-    else:
-        matches = [r for r in history if r.revision == to_revision]
-        if not matches:
-            kept = ", ".join(str(r.revision) for r in history)
-            raise RollbackError(f"{kind}/{name} has no revision {to_revision} (kept: {kept})")
-        target = matches[0]
+        return earlier[-1]
+    matches = [r for r in history if r.revision == to_revision]
+    if not matches:
+        kept = ", ".join(str(r.revision) for r in history)
+        raise RollbackError(f"{kind}/{name} has no revision {to_revision} (kept: {kept})")
+    return matches[0]
+
+
+def rollback(
+    resources: ResourceStore,
+    kind: str,
+    name: str,
+    *,
+    to_revision: int | None = None,
+    manager: str = "cli",
+    source_suspended: bool = False,
+) -> tuple[ApplyOutcome, RevisionRecord]:
+    """Store revision ``to_revision`` (default: the one before the current) again, as a new revision.
+
+    An object a git-ops source manages is refused unless that source was suspended first (``source_suspended``):
+    the watcher would otherwise re-apply the files over the rollback."""
+    target = check_rollback(resources, kind, name, to_revision, source_suspended=source_suspended)
+    stored = resources.require(kind, name)
     document = yaml.safe_dump(manifest(stored, target.spec), sort_keys=False)
     try:
         admitted = admit_text(resources, document, f"{kind}/{name}@{target.revision}")
-    except ControllerError:
-        raise
-    except Exception as exc:  # admission refused it: the old spec no longer validates today
+    except SpecError as exc:  # admission refused it: the old spec no longer validates today
         raise RollbackError(f"revision {target.revision} of {kind}/{name} no longer validates: {exc}") from exc
     outcome = apply(
         resources,

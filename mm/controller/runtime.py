@@ -286,12 +286,29 @@ class NodeRuntime:
         return total
 
     async def rollback(
-        self, kind: str, name: str, *, to_revision: int | None = None, manager: str = "api"
+        self,
+        kind: str,
+        name: str,
+        *,
+        to_revision: int | None = None,
+        manager: str = "api",
+        suspend_source: Callable[[str], bool] | None = None,
     ) -> tuple[ApplyOutcome, RevisionRecord, int]:
-        """Cancel the affected Markets' orders, then store the earlier revision as a new one (FR-1005)."""
+        """Cancel the affected Markets' orders, then store the earlier revision as a new one (FR-1005).
+
+        ``suspend_source(reason)`` (the launcher's git-ops source) is called first for an object git-ops manages;
+        without it such a rollback is refused."""
         self._check_change_rate(1)
+        stored = self.resources.get(kind, name)
+        managed = stored.annotations.get(operations.MANAGER, "") if stored is not None else ""
+        suspended = False
+        if managed.startswith(("git:", "file:")) and suspend_source is not None:
+            suspended = suspend_source(f"rollback of {kind}/{name}")
+        operations.check_rollback(self.resources, kind, name, to_revision, source_suspended=suspended)
         cancelled = await self.cancel_markets(self.affected_markets(kind, name))
-        outcome, target = operations.rollback(self.resources, kind, name, to_revision=to_revision, manager=manager)
+        outcome, target = operations.rollback(
+            self.resources, kind, name, to_revision=to_revision, manager=manager, source_suspended=suspended
+        )
         self._changes.append(self._wall.monotonic_ns())
         self.node.event(f"{kind}/{name}", "RolledBack", f"to revision {target.revision} by {manager}")
         self._record(

@@ -232,6 +232,14 @@ class NodeRisk(SpecModel):
     aggregate: AggregateLimits = AggregateLimits()
 
 
+class ChangeWebhook(SpecModel):
+    """FR-1007: POST every configuration change event here (retried with exponential backoff)."""
+
+    url: str | None = Field(None, pattern=r"^https?://", description="Target URL (use url_env if it holds a token).")
+    url_env: EnvVarName | None = Field(None, description="Env var holding the URL (when it carries a secret).")
+    max_attempts: PositiveInt = Field(5, description="Attempts per event before it is dropped (logged).")
+
+
 class Api(SpecModel):
     host: str = Field("127.0.0.1", description="Bind address; loopback unless allow_non_loopback is true.")
     port: Int = Field(8080, ge=0, le=65535, description="0 = pick a free port.")
@@ -240,6 +248,7 @@ class Api(SpecModel):
     )
     allow_non_loopback: bool = Field(False, description="Permit binding to a non-loopback address.")
     metrics_public: bool = Field(False, description="Serve /metrics without the token.")
+    change_webhooks: list[ChangeWebhook] = Field(default_factory=list, description="FR-1007 change notifications.")
 
 
 class Metrics(SpecModel):

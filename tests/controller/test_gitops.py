@@ -19,7 +19,7 @@ import pytest
 
 from mm.controller.gitops import GitOpsSource, content_digest, source_statuses, spec_files
 from mm.controller.launch import RunOptions, run_node
-from mm.controller.operations import admit_text
+from mm.controller.operations import RollbackError, admit_text
 from mm.sim.types import BookSide as SimBookSide
 from mm.specs.admission import admit_or_raise
 from mm.specs.yaml_loader import load_sources
@@ -361,3 +361,25 @@ async def test_mmctl_run_watch_applies_a_saved_file(tmp_path: Path) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             summary = await asyncio.wait_for(task, 30.0)
     assert "final" in summary
+
+
+async def test_a_rollback_of_what_git_ops_manages_needs_the_source_suspended(tmp_path: Path) -> None:
+    async with gitops_node(tmp_path, watch=False) as n:
+        path = n.folder / "strategy.yaml"
+        path.write_text(strategy_yaml(spread="0.08"))
+        await n.source.rescan()
+        assert n.generation("Strategy", "s1") == 2
+        with pytest.raises(RollbackError, match="--suspend-source"):
+            await n.h.runtime.rollback("Strategy", "s1")
+        assert n.generation("Strategy", "s1") == 2  # refused before anything was done
+
+        def suspend(reason: str) -> bool:
+            n.source.suspend(reason)
+            return True
+
+        _outcome, target, _cancelled = await n.h.runtime.rollback("Strategy", "s1", suspend_source=suspend)
+        assert target.revision == 1 and n.generation("Strategy", "s1") == 3
+        assert n.status()["phase"] == "Suspended"
+        path.write_text(strategy_yaml(spread="0.10"))  # the source keeps changing: nothing is applied now
+        result = await n.source.rescan(force=True)
+        assert result.changed == () and n.generation("Strategy", "s1") == 3
