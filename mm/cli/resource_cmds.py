@@ -386,11 +386,27 @@ def status(output: Output = "text", server: Server = None, state_dir: StateDir =
         sys.stdout.write(json.dumps(body, indent=2, default=str) + "\n")
         return ExitCode.OK
     node = body["node"]
+    resources = body["resources"]
+    node_resource = next((r for r in resources if r["kind"] == "TradingNode"), None)
+    state = node_resource.get("trading_state", "active") if node_resource else "active"
     out.print(
-        f"Node: kill switch {'TRIPPED' if node['kill_switch'] else 'armed'}, "
+        f"Node: trading state {state}, kill switch {'TRIPPED' if node['kill_switch'] else 'armed'}, "
         f"{node['orders_sent']} orders sent, {node['fills']} fills",
         markup=False,
     )
+    for exchange in (r for r in resources if r["kind"] == "Exchange"):
+        out.print(
+            f"  Exchange/{exchange['name']}: {exchange.get('phase') or 'Pending'}, "
+            f"connected {exchange.get('connected', False)}, foreign orders {exchange.get('foreign_orders', 0)}",
+            markup=False,
+        )
+    for source in body.get("sources") or []:
+        line = f"  source {source.get('source')}: {source.get('phase')}"
+        if source.get("last_commit"):
+            line += f" at {source['last_commit']}"
+        if source.get("phase") != "Ready" and source.get("last_error"):
+            line += f" — {source['last_error']}"
+        out.print(line, markup=False)
     for account in node["accounts"]:
         out.print(
             f"  {account['exchange']}/{account['execution']}: net PnL {account['net_pnl']} USD, "
@@ -398,11 +414,13 @@ def status(output: Output = "text", server: Server = None, state_dir: StateDir =
             markup=False,
         )
     table = Table(box=None, pad_edge=False)
-    for column in ("MARKET", "TICKER", "PHASE", "POSITION", "REALIZED", "UNREALIZED", "OPEN", "READY"):
+    columns = ("MARKET", "TICKER", "PHASE", "POSITION", "REALIZED", "UNREALIZED", "OPEN", "LAST RECONCILE", "READY")
+    for column in columns:
         table.add_column(column)
-    for r in body["resources"]:
+    for r in resources:
         if r["kind"] != "Market":
             continue
+        last = r.get("last_reconcile_us")
         table.add_row(
             r["name"],
             str(r.get("ticker", "")),
@@ -411,6 +429,7 @@ def status(output: Output = "text", server: Server = None, state_dir: StateDir =
             str(r.get("realized_pnl", "")),
             str(r.get("unrealized_pnl", "")),
             str(r.get("open_orders", "")),
+            format_rfc3339_us(last)[11:19] if isinstance(last, int) else "",
             str(r.get("ready", "")),
         )
     out.print(table)

@@ -127,3 +127,41 @@ async def test_offline_apply_is_picked_up_when_the_node_starts(
             assert runtime.resources.require("Market", "m1").generation == 1
         finally:
             await runtime.stop("drain")
+
+
+async def test_shutdown_through_the_api_stops_run_node_with_that_mode(tmp_path: Path) -> None:
+    """`mmctl shutdown --mode pause` against a node started by run_node (no Exchange: nothing to trade)."""
+    from mm.controller.launch import RunOptions, run_node  # noqa: PLC0415
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "strategy.yaml").write_text(strategy_yaml())
+    (folder / "risk.yaml").write_text(RISK_YAML)
+    state = tmp_path / "node"
+    started = asyncio.Event()
+
+    def on_started(_runtime: object, _api: object) -> None:
+        started.set()
+
+    task = asyncio.create_task(
+        run_node(RunOptions(paths=[str(folder)], state_dir=state, api_port=0, duration_s=60, on_started=on_started))
+    )
+    await asyncio.wait_for(started.wait(), 20)
+    assert (state / "api-url").exists()
+    assert await mmctl("status", "--state-dir", str(state)) == 0  # found through STATE_DIR/api-url
+    assert await mmctl("shutdown", "--mode", "pause", "--state-dir", str(state)) == 0
+    summary = await asyncio.wait_for(task, 20)
+    assert summary["orders_sent"] == 0 and not (state / "api-url").exists() and not (state / "mmctl.lock").exists()
+
+
+async def test_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "offline"
+    missing = str(tmp_path / "nope.yaml")
+    assert await mmctl("apply", "-f", missing, "--state-dir", str(state)) == 2  # usage: no such file
+    assert await mmctl("diff", "-f", missing, "--state-dir", str(state)) == 2  # diff: errors are > 1
+    assert await mmctl("get", "gizmos", "--state-dir", str(state)) == 2  # unknown kind
+    assert await mmctl("history", "strategy/none", "--state-dir", str(state)) == 1  # not found
+    assert await mmctl("describe", "strategy/none", "--state-dir", str(state)) == 1  # needs a node
+    assert await mmctl("rollback", "strategy", "--state-dir", str(state)) == 2  # KIND/NAME expected
+    assert await mmctl("resume", "--state-dir", str(state)) == 2  # --confirm required
+    capsys.readouterr()
