@@ -75,6 +75,7 @@ class KillBody(BaseModel):
 class ResumeBody(BaseModel):
     confirm: bool = False
     operator: str = "api"
+    market: str | None = None
 
 
 class ShutdownBody(BaseModel):
@@ -315,10 +316,16 @@ def create_app(
     @private.post("/resume")
     async def resume(body: ResumeBody) -> Any:
         try:
+            if body.market is not None:
+                if runtime.resources.get("Market", body.market) is None:
+                    raise HTTPException(404, f"Market/{body.market} not found")
+                runtime.resume_market(body.market, confirm=body.confirm, operator=body.operator)
+                state = runtime.node.latch.load(f"market/{body.market}")
+                return {"scope": f"market/{body.market}", "tripped": bool(state and state.tripped)}
             runtime.resume(confirm=body.confirm, operator=body.operator)
         except KillSwitchError as exc:
             return JSONResponse({"error": str(exc)}, status_code=409)
-        return {"tripped": runtime.node.node_switch.tripped}
+        return {"scope": "node", "tripped": runtime.node.node_switch.tripped}
 
     @private.post("/control/shutdown")
     async def shutdown(body: ShutdownBody) -> Any:

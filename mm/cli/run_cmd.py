@@ -113,6 +113,7 @@ def kill(
 def resume(
     confirm: Annotated[bool, typer.Option("--confirm", help="Required: a person resets the kill switch.")] = False,
     operator: Annotated[str, typer.Option(help="Who resets it (recorded).")] = "",
+    market: Annotated[str | None, typer.Option(help="Only this Market's switch; default: the node's.")] = None,
     server: Annotated[str | None, typer.Option("--server", help="Control API URL (or MMCTL_SERVER).")] = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="The node's state dir.")] = None,
 ) -> int:
@@ -123,6 +124,6 @@ def resume(
     target = resolve_target(server, state_dir)
     if not target.online:
         raise ApiError(f"no running node found for {target.state_dir}: pass --server or --state-dir")
-    target.request("POST", "/resume", json={"confirm": True, "operator": who})
+    target.request("POST", "/resume", json={"confirm": True, "operator": who, "market": market})
     out.print("kill switch reset: trading resumes on the next cycle", markup=False)
     return 0

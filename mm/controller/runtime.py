@@ -463,6 +463,16 @@ class NodeRuntime:
         self.queue.add(key_of("Market", name))
         return cancelled
 
+    def resume_market(self, name: str, *, confirm: bool, operator: str) -> None:
+        """Reset one Market's kill switch (a person, explicitly)."""
+        switch = KillSwitch(self.node.latch, f"market/{name}")
+        switch.reset(confirm=confirm, operator=operator, now_us=self.clock.now_us())
+        runtime = self.node.market_state.get(name)
+        if runtime is not None:
+            runtime.risk.market_switch = switch
+        self.node.event(f"Market/{name}", "KillSwitchReset", f"reset by {operator}")
+        self.queue.add(key_of("Market", name))
+
     def resume(self, *, confirm: bool, operator: str) -> None:
         self.node.node_switch.reset(confirm=confirm, operator=operator, now_us=self.clock.now_us())
         self.node.event("TradingNode", "KillSwitchReset", f"reset by {operator}")

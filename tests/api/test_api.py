@@ -140,3 +140,23 @@ async def test_the_event_stream_pushes_changes(api: Api) -> None:
             seen.append(json.loads(await asyncio.wait_for(socket.recv(), 10)))
         change = next(e for e in seen if e["subject"] == "Strategy/s1")
         assert change["reason"] == "Configured" and "api" in change["message"]
+
+
+async def test_a_market_kill_halts_that_market_only_and_is_durable(api: Api) -> None:
+    runtime = api.h.runtime
+    ticker = api.h.tickers()[0]
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth) as client:
+        result = (await client.post("/kill", json={"reason": "bad fills", "market": "m1"})).json()
+        assert result == {"tripped": True, "scope": "market/m1", "cancelled": 2}
+        assert not runtime.node.node_switch.tripped
+        assert api.h.our_orders(ticker) == []
+        await wait_until(lambda: api.h.market_status("m1").get("phase") == "Halted", what="m1 halted")
+        state = runtime.node.latch.load("market/m1")
+        assert state is not None and state.tripped and state.reason == "bad fills"
+        missing = await client.post("/kill", json={"reason": "x", "market": "nope"})
+        assert missing.status_code == 404
+        refused = await client.post("/resume", json={"market": "m1", "operator": "me"})
+        assert refused.status_code == 409
+        resumed = (await client.post("/resume", json={"market": "m1", "confirm": True, "operator": "me"})).json()
+        assert resumed == {"scope": "market/m1", "tripped": False}
+    await wait_until(lambda: len(api.h.our_orders(ticker)) == 2, what="m1 quoting again")

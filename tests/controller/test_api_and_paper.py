@@ -69,7 +69,7 @@ async def test_the_control_api_needs_its_token_and_drives_the_kill_switch(tmp_pa
                 refused = await client.post("/resume", json={"operator": "tester"}, headers=auth)
                 assert refused.status_code == 409 and h.runtime.node.node_switch.tripped
                 resumed = await client.post("/resume", json={"confirm": True, "operator": "tester"}, headers=auth)
-                assert resumed.json() == {"tripped": False}
+                assert resumed.json() == {"scope": "node", "tripped": False}
             await wait_until(lambda: len(h.our_orders(ticker)) == 2, what="quoting again")
         finally:
             await api.stop()
