@@ -26,7 +26,14 @@ from pydantic import BaseModel, Field
 from mm.api.config_routes import config_router
 from mm.api.hooks import ApiHooks
 from mm.controller.gitops import source_statuses
-from mm.controller.operations import ApplyConflictError, RollbackError, admit_sources, diff, manifest
+from mm.controller.operations import (
+    ApplyConflictError,
+    RollbackError,
+    admit_sources,
+    diff,
+    manifest,
+    revision_json,
+)
 from mm.controller.resources import ResourceStore, StoredResource
 from mm.controller.runtime import ChangeRateLimitedError, NodeRuntime
 from mm.domain.errors import MmError
@@ -244,19 +251,7 @@ def create_app(
         real = _kind(kind)
         if runtime.resources.get(real, name) is None:
             raise HTTPException(404, f"{kind}/{name} not found")
-        return {
-            "items": [
-                {
-                    "revision": r.revision,
-                    "generation": r.generation,
-                    "digest": r.digest,
-                    "source": r.source,
-                    "change_cause": r.change_cause,
-                    "applied_at_us": r.created_us,
-                }
-                for r in runtime.resources.history(real, name)
-            ]
-        }
+        return {"items": [revision_json(r) for r in runtime.resources.history(real, name)]}
 
     @private.post("/resources/{kind}/{name}/rollback")
     async def rollback(kind: str, name: str, body: RollbackBody) -> Any:

@@ -69,6 +69,14 @@ def _read(paths: list[str]) -> list[tuple[str, str]]:
     return sources
 
 
+def _online(server: str | None, state_dir: Path | None, why: str) -> Target:
+    """The running node's API, or an error saying why this verb needs one."""
+    target = resolve_target(server, state_dir)
+    if not target.online:
+        raise ApiError(f"{why}: no running node found for {target.state_dir}; start one or pass --server")
+    return target
+
+
 def _offline(target: Target) -> OfflineSession:
     return OfflineSession(target.state_dir)
 
@@ -258,9 +266,7 @@ def describe(
 ) -> int:
     """Spec summary, conditions and recent events of one object (needs a running node)."""
     kind, name = _ref(ref)
-    target = resolve_target(server, state_dir)
-    if not target.online:
-        raise ApiError("describe needs a running node (conditions and events live there): use --server")
+    target = _online(server, state_dir, "describe shows conditions and events, which live in the node")
     document = target.request("GET", f"/resources/{kind}/{name}")
     status = document.get("status", {})
     out.print(f"Name:        {name}\nKind:        {kind}", markup=False)
@@ -311,16 +317,7 @@ async def _history_offline(target: Target, kind: str, name: str) -> list[dict[st
     async with _offline(target) as session:
         if session.resources.get(kind, name) is None:
             raise ApiError(f"{kind}/{name} not found")
-        return [
-            {
-                "revision": r.revision,
-                "digest": r.digest,
-                "source": r.source,
-                "change_cause": r.change_cause,
-                "applied_at_us": r.created_us,
-            }
-            for r in session.resources.history(kind, name)
-        ]
+        return [operations.revision_json(r) for r in session.resources.history(kind, name)]
 
 
 # ------------------------------------------------------------------ changing
@@ -368,9 +365,7 @@ def delete(
 ) -> int:
     """Delete an object (a Market first carries out its deletion policy)."""
     kind, name = _ref(ref)
-    target = resolve_target(server, state_dir)
-    if not target.online:
-        raise ApiError("delete needs a running node (a Market's deletion policy acts on the exchange): use --server")
+    target = _online(server, state_dir, "delete runs a Market's deletion policy at the exchange")
     body = target.request("DELETE", f"/resources/{kind}/{name}")
     out.print(f"{body['deleted'].lower()} deleted", markup=False)
     return ExitCode.OK
@@ -378,9 +373,7 @@ def delete(
 
 def status(output: Output = "text", server: Server = None, state_dir: StateDir = None) -> int:
     """The node and every market: phase, position, PnL, open orders, last reconcile."""
-    target = resolve_target(server, state_dir)
-    if not target.online:
-        raise ApiError(f"no running node found for {target.state_dir}: start one with `mmctl run`, or pass --server")
+    target = _online(server, state_dir, "status reports a running node")
     body = target.request("GET", "/status")
     if output == "json":
         sys.stdout.write(json.dumps(body, indent=2, default=str) + "\n")

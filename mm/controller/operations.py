@@ -50,6 +50,7 @@ __all__ = [
     "diff",
     "manifest",
     "param_changes",
+    "revision_json",
     "rollback",
 ]
 
@@ -221,6 +222,18 @@ def diff(resources: ResourceStore, admitted: Sequence[AdmittedResource]) -> list
         )
         out.append(ResourceDiff(resource.kind, resource.name, live, desired, unified))
     return out
+
+
+def revision_json(record: RevisionRecord) -> dict[str, Any]:
+    """One revision as ``history`` shows it (times in µs since the epoch)."""
+    return {
+        "revision": record.revision,
+        "generation": record.generation,
+        "digest": record.digest,
+        "source": record.source,
+        "change_cause": record.change_cause,
+        "applied_at_us": record.created_us,
+    }
 
 
 def manifest(stored: StoredResource, spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
