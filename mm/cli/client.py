@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from mm.domain.errors import MmError
 
@@ -65,8 +66,6 @@ class Target:
 
 
 def _lock_holder_alive(state_dir: Path) -> bool:
-    import orjson  # noqa: PLC0415  # only needed on this path
-
     lock = state_dir / "mmctl.lock"
     try:
         pid = int(orjson.loads(lock.read_bytes())["pid"])
