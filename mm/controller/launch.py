@@ -128,6 +128,7 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
                 cycle_s=options.cycle_s,
                 checkpoint_interval_s=float(node_spec.recovery.checkpoint_interval_seconds),
                 pnl_snapshot_interval_s=float(node_spec.persistence.pnl_snapshot_interval_seconds),
+                recording_dir=state_dir / "sessions" if options.state_dir is not None else None,
             ),
             build,
         )

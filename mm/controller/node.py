@@ -37,6 +37,7 @@ from mm.domain.events import (
 )
 from mm.domain.fees import FeeSchedule
 from mm.observability.metrics import Metrics
+from mm.recording.recorder import SessionRecorder
 from mm.risk.kill_switch import InMemoryLatch, KillSwitch, KillSwitchLatch
 from mm.specs.exchange import ExchangeSpec
 from mm.specs.risk import KillSwitch as KillSwitchSpec
@@ -118,6 +119,9 @@ class NodeContext:
         """Where checkpoints live (set by the runtime)."""
         self.kill: Callable[[str, str], Awaitable[int]] | None = None
         """Set by the runtime: trip the node kill switch and cancel everything (reason, source)."""
+        self.recorder: SessionRecorder | None = None
+        """The session recorder (FR-901) when the TradingNode's ``recording.enabled``; None otherwise, which is
+        all the hot path checks."""
 
     def note_order_results(self, results: Iterable[bool], policy: KillSwitchSpec) -> str | None:
         """Record order outcomes (True = rejected) and return a reason when the reject rate over the policy's
@@ -212,8 +216,12 @@ class NodeContext:
         if conn is None:
             return
         if isinstance(event, BookUpdated | PublicTrade):
-            for key in self.markets_trading(exchange, event.market_id):
+            keys = self.markets_trading(exchange, event.market_id)
+            for key in keys:
                 self.enqueue(key)
+            recorder = self.recorder
+            if recorder is not None and keys:  # only markets we trade are recorded
+                _record_market_data(recorder, event)
             return
         if isinstance(event, OrderUpdate | FillEvent):
             await self.on_account_event(exchange, "live", event)
@@ -260,6 +268,8 @@ class NodeContext:
         if isinstance(event, OrderUpdate):
             if account.tracker.update(event.order):
                 self.record(OrderRecord(event.order))
+                if self.recorder is not None:
+                    _record_order_update(self.recorder, execution, event)
                 for key in self.markets_trading(exchange, event.order.request.market_id):
                     self.enqueue(key)
         elif isinstance(event, FillEvent):
@@ -269,6 +279,8 @@ class NodeContext:
             if account.ledger.apply_fill(fill):
                 self.fills_seen += 1
                 self.record(FillRecord(fill))
+                if self.recorder is not None:
+                    _record_fill(self.recorder, account, event)
                 if self.metrics is not None:
                     self.metrics.fills.labels(market=fill.market_id, side=fill.side.value).inc()
             for key in self.markets_trading(exchange, fill.market_id):
@@ -297,3 +309,70 @@ class NodeContext:
                 f"{event.market_id} ({account.execution}) settled at {Decimal(value).scaleb(-4)}: "
                 f"held {Decimal(held).scaleb(-2)} YES, paid {Decimal(payout).scaleb(-6)} USD",
             )
+
+
+# ---------------------------------------------------------------------- recording (FR-901), off the common path
+
+
+def _record_market_data(recorder: SessionRecorder, event: BookUpdated | PublicTrade) -> None:
+    if isinstance(event, BookUpdated):
+        # The event carries the live book, not the change: the recorder copies its levels and its writer derives
+        # the book_delta records from consecutive copies (see mm.recording.recorder).
+        recorder.record_book(event.market_id, event.book)
+        return
+    recorder.record(
+        "trade",
+        event.market_id,
+        {
+            "trade_id": event.trade_id,
+            "price_units": event.price.units,
+            "size_units": event.quantity.units,
+            "taker_side": event.taker_side.value,
+            "venue_ts_us": event.timestamp_us,
+        },
+    )
+
+
+def _record_order_update(recorder: SessionRecorder, execution: Execution, event: OrderUpdate) -> None:
+    order = event.order
+    request = order.request
+    recorder.record(
+        "order_update",
+        request.market_id,
+        {
+            "client_order_id": request.client_order_id,
+            "exchange_order_id": order.exchange_order_id,
+            "status": order.status.value,
+            "price_units": request.price.units,
+            "size_units": request.quantity.units,
+            "filled_units": order.filled.units,
+            "remaining_units": order.remaining.units,
+            "execution": execution,
+            "venue_ts_us": event.timestamp_us,
+        },
+    )
+
+
+def _record_fill(recorder: SessionRecorder, account: Account, event: FillEvent) -> None:
+    fill = event.fill
+    order = account.tracker.get(fill.order_id)
+    recorder.record(
+        "fill",
+        fill.market_id,
+        {
+            "fill_id": fill.fill_id,
+            "order_id": fill.order_id,
+            "client_order_id": fill.client_order_id,
+            "side": fill.side.value,
+            "order_side": fill.order_side.value,
+            "price_units": fill.price.units,
+            "size_units": fill.quantity.units,
+            # the order as the node knew it when the fill arrived (the venue's order update may come later)
+            "remaining_units": order.remaining.units if order is not None else None,
+            "fee": str(fill.fee),
+            "is_taker": fill.is_taker,
+            "post_position_units": event.post_position.units if event.post_position is not None else None,
+            "execution": account.execution,
+            "venue_ts_us": fill.timestamp_us,
+        },
+    )

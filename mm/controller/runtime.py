@@ -6,7 +6,10 @@ reconcilers; Exchanges are reconciled first and load our open orders and positio
 (``WaitingForExchange``) until their Exchange is loaded — nothing trades before that.
 
 Background: a checkpoint every ``recovery.checkpoint_interval_seconds`` (atomic) and a PnL snapshot every
-``persistence.pnl_snapshot_interval_seconds`` (FR-802), both through the state layer.
+``persistence.pnl_snapshot_interval_seconds`` (FR-802), both through the state layer. With the TradingNode's
+``recording.enabled``, a :class:`~mm.recording.recorder.SessionRecorder` (``node.recorder``) records every
+traded market's session (FR-901, docs/recording.md); it is started before the reconcilers and closed at stop,
+after the final cancels.
 
 Kill switch (FR-504): :meth:`NodeRuntime.kill` latches the node switch durably first, then batch-cancels every
 open order of ours in every account (the rate limiter serves cancels first) and re-enqueues every Market
@@ -21,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -44,6 +49,7 @@ from mm.reconcilers.components import NodeReconciler, RiskPolicyReconciler, Stra
 from mm.reconcilers.exchange import ExchangeReconciler
 from mm.reconcilers.market import MarketReconciler
 from mm.reconcilers.selector import SelectorReconciler
+from mm.recording.recorder import SessionRecorder
 from mm.risk.kill_switch import KillSwitch
 from mm.specs.admission import AdmittedResource
 from mm.specs.exchange import ExchangeSpec
@@ -75,6 +81,9 @@ class RuntimeOptions:
     """How often each Market re-plans without events (time to settlement moves)."""
     selector_period_s: float = 5.0
     resync_s: float = 30.0
+    recording_dir: Path | None = None
+    """Where sessions go when the TradingNode leaves ``recording.output_dir`` at its default (./data/sessions,
+    relative to wherever the process runs): ``mmctl run --state-dir DIR`` keeps them in DIR/sessions."""
     exchange_resync_s: float = 30.0
     """Open orders re-read from the venue this often (FR-703); positions every 2×, the balance every 10×."""
     workers: int = 4
@@ -149,6 +158,7 @@ class NodeRuntime:
         self._changes: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.checkpoints: CheckpointWriter | None = None
+        self.recorder: SessionRecorder | None = None
         self.started = False
         self._stopped = False
 
@@ -173,6 +183,7 @@ class NodeRuntime:
         await self._restore_resources()
         for resource in admitted:
             self.resources.apply(resource, source=source)
+        await self._start_recorder()
         self.manager.register(
             ExchangeReconciler(
                 self.node,
@@ -332,6 +343,134 @@ class NodeRuntime:
             if self.resources.apply(resource, source=source):
                 changed.append(key_of(resource.kind, resource.name))
         return changed
+
+    # ------------------------------------------------------------------ recording (FR-901)
+
+    async def _start_recorder(self) -> None:
+        node_spec = self.node_spec()
+        if node_spec is None or not node_spec.recording.enabled:
+            return
+        settings = node_spec.recording
+        default_dir = type(settings).model_fields["output_dir"].default
+        if self.options.recording_dir is not None and settings.output_dir == default_dir:
+            settings = settings.model_copy(update={"output_dir": str(self.options.recording_dir)})
+        recorder = SessionRecorder(
+            settings,
+            self.clock,
+            wall=self._wall,
+            session_info=self._recording_session_info,
+            state=self._recording_state,
+            alert=self._recording_alert,
+        )
+        await recorder.start()
+        self.recorder = recorder
+        self.node.recorder = recorder
+        if recorder.recording_stopped:
+            return  # already over the storage limit (alerted): trading goes on unrecorded
+        self.node.event("TradingNode", "RecordingStarted", f"session {recorder.session_id} in {recorder.output_dir}")
+
+    def _recording_alert(self, reason: str, message: str) -> None:
+        self.node.event("TradingNode", "RecordingStopped", f"{reason}: {message}", warning=True)
+
+    def _recording_session_info(self, ticker: str) -> dict[str, Any]:
+        """``session_start``: the effective specs of every Market trading ``ticker`` (Strategy and RiskPolicy with
+        the Market's overrides merged, as the reconciler runs them), the Exchanges, the TradingNode, the market's
+        facts, and the seeds that decide anything random."""
+        markets: list[dict[str, Any]] = []
+        exchanges: dict[str, Any] = {}
+        facts: dict[str, Any] = {}
+        seeds: dict[str, Any] = {"pythonhashseed": os.environ.get("PYTHONHASHSEED")}
+        for market in self.resources.all("Market"):
+            if market.spec.ticker != ticker:
+                continue
+            entry: dict[str, Any] = {
+                "name": market.name,
+                "generation": market.generation,
+                "labels": dict(market.labels),
+                "market": market.spec.model_dump(mode="json"),
+            }
+            runtime = self.node.market_state.get(market.name)
+            if runtime is not None:
+                entry["config_digest"] = runtime.config_digest
+                entry["strategy"] = runtime.strategy.model_dump(mode="json")
+                entry["risk_policy"] = runtime.risk_policy.model_dump(mode="json")
+            markets.append(entry)
+            selector = market.labels.get("mm/selector")
+            stored_selector = self.resources.get("MarketSelector", selector) if selector else None
+            if stored_selector is not None:
+                # the seed SelectorReconciler ranks with (selection_strategy: random)
+                name = stored_selector.name
+                seeds.setdefault("selectors", {})[name] = zlib.crc32(f"{name}:{stored_selector.generation}".encode())
+            conn = self.node.exchanges.get(market.spec.exchange_ref)
+            if conn is None:
+                continue
+            exchanges[conn.name] = conn.spec.model_dump(mode="json")
+            if conn.spec.venue == "simulator" and conn.spec.simulator is not None:
+                seeds.setdefault("simulator", {})[conn.name] = conn.spec.simulator.seed
+            info = conn.markets.get(ticker)
+            if info is not None:
+                facts = {
+                    "event_id": info.event_id,
+                    "series_id": info.series_id,
+                    "status": info.status,
+                    "open_time_us": info.open_time_us,
+                    "close_time_us": info.close_time_us,
+                    "grid": [(r.start, r.end, r.step) for r in info.grid.ranges],
+                    "strike": info.strike,
+                }
+        node_spec = self.node_spec()
+        return {
+            "config": {
+                "markets": markets,
+                "exchanges": exchanges,
+                "trading_node": node_spec.model_dump(mode="json") if node_spec is not None else None,
+            },
+            "market_info": facts,
+            "seeds": seeds,
+            "clock": type(self.clock).__name__,
+        }
+
+    def _recording_state(self, ticker: str) -> dict[str, Any]:
+        """``state_snapshot`` / ``session_end``: per account trading ``ticker``, the position, PnL and open orders
+        (exact: 1/100 contract, $0.0001 and micro-dollar units), with the account's ledger summary."""
+        now = self.clock.now_us()
+        accounts = []
+        for account in self.node.accounts():
+            orders = account.tracker.open_orders(ticker)
+            if ticker not in account.ledger.market_ids() and not orders:
+                continue
+            pnl = account.ledger.market(ticker, now)
+            summary = account.ledger.summary(now)
+            accounts.append(
+                {
+                    "exchange": account.exchange,
+                    "execution": account.execution,
+                    "position_units": pnl.net_units,
+                    "cost_basis_micros": pnl.cost_basis_micros,
+                    "realized_micros": pnl.realized_micros,
+                    "unrealized_micros": pnl.unrealized_micros,
+                    "fees_micros": pnl.fees.total_micros,
+                    "open_orders": [
+                        {
+                            "client_order_id": o.request.client_order_id,
+                            "exchange_order_id": o.exchange_order_id,
+                            "side": o.request.side.value,
+                            "order_side": o.request.order_side.value,
+                            "price_units": o.request.price.units,
+                            "remaining_units": o.remaining.units,
+                        }
+                        for o in orders
+                    ],
+                    "ledger": {
+                        "cash_micros": summary.cash_micros,
+                        "realized_micros": summary.realized_micros,
+                        "unrealized_micros": summary.unrealized_micros,
+                        "fees_micros": summary.fees.total_micros,
+                        "net_micros": summary.net_micros,
+                    },
+                }
+            )
+        return {"accounts": accounts, "kill_switch": self.node.node_switch.tripped}
 
     # ------------------------------------------------------------------ background
 
@@ -517,6 +656,13 @@ class NodeRuntime:
             with contextlib.suppress(OSError):
                 self.checkpoints.write_now()
         self.snapshot_pnl()
+        if self.recorder is not None:
+            # after the final cancels (their outcomes are in the files), before the connections go
+            self.node.recorder = None
+            try:
+                await self.recorder.close(f"node stopped ({mode})")
+            except Exception:  # the recording is not worth a failed shutdown: the queue and lock still need us
+                _logger.exception("closing the session recorder failed")
         for conn in list(self.node.exchanges.values()):
             with contextlib.suppress(Exception):
                 await conn.venue.disconnect()

@@ -29,13 +29,16 @@ from mm.controller.manager import Result
 from mm.controller.node import Account, ExchangeConnection, NodeContext
 from mm.domain.orders import Order, OrderRequest
 from mm.domain.price import QTY_SCALE, Price, Quantity
+from mm.domain.quotes import Quote, QuoteSet
 from mm.domain.sides import OrderSide, Side, TimeInForce
+from mm.domain.ticks import TickGrid
 from mm.observability.risk_audit import RiskAudit
 from mm.reconcilers.client_ids import Level, make_client_order_id
 from mm.reconcilers.order_plan import Amend, Cancel, Decrease, OrderPlan, Place, PlanContext, plan_orders
+from mm.recording.recorder import SessionRecorder
 from mm.risk.aggregate import AggregateRisk, AggregateUsage, MarketUsage
-from mm.risk.base import RiskContext
-from mm.risk.engine import RiskEngine
+from mm.risk.base import RiskAction, RiskContext
+from mm.risk.engine import RiskEngine, RiskOutcome
 from mm.risk.kill_switch import KillSwitch
 from mm.risk.registry import build_pipeline
 from mm.risk.states import TradingState, most_restrictive
@@ -45,7 +48,7 @@ from mm.specs.market import MarketSpec
 from mm.specs.risk import RiskPolicySpec
 from mm.specs.strategy import StrategySpec
 from mm.state.records import ConfigAuditRecord, OrderRecord
-from mm.strategy.engine import QuoteInputs, StrategyEngine
+from mm.strategy.engine import SLOTS, QuoteInputs, QuoteResult, StrategyEngine
 from mm.strategy.registry import build_engine
 
 __all__ = ["MarketReconciler", "MarketRuntime"]
@@ -79,6 +82,8 @@ class MarketRuntime:
     reload_blocked_until_us: int = 0
     deletion_policy: str = "cancel_orders"
     cutoff_logged: bool = False
+    recorded_sigma: float | None = None
+    """The volatility last recorded (a ``volatility_update`` is written when it changes)."""
 
 
 def _state(text: str) -> TradingState:
@@ -184,6 +189,7 @@ class MarketReconciler:
             runtime.reloads = previous.reloads
             runtime.orders_sent = previous.orders_sent
             runtime.cancels_sent = previous.cancels_sent
+            runtime.recorded_sigma = previous.recorded_sigma
         return runtime
 
     def _transition(
@@ -219,6 +225,8 @@ class MarketReconciler:
         candidate.reloads = [*recent, now]
         node.market_state[name] = candidate
         node.event(f"Market/{name}", "Reloaded", f"config {current.config_digest[:12]} -> {config_digest[:12]}")
+        if node.recorder is not None:
+            self._record_reload(node.recorder, name, current, candidate, applied=True)
         node.record(
             ConfigAuditRecord(
                 now,
@@ -230,6 +238,64 @@ class MarketReconciler:
             )
         )
         return candidate
+
+    def _ticker(self, name: str) -> str | None:
+        stored = self.node.resources.get("Market", name)
+        return stored.spec.ticker if stored is not None else None
+
+    def _record_reload(
+        self, recorder: SessionRecorder, name: str, old: MarketRuntime, new: MarketRuntime, *, applied: bool
+    ) -> None:
+        """``config_reload`` with the new effective specs (a replay must switch to them here), then one
+        ``component_swap`` per strategy slot whose component type changed."""
+        ticker = self._ticker(name)
+        if ticker is None:
+            return
+        resource = f"Market/{name}"
+        recorder.record(
+            "config_reload",
+            ticker,
+            {
+                "resource": resource,
+                "applied": applied,
+                "digest_before": old.config_digest,
+                "digest_after": new.config_digest,
+                "generation": new.generation,
+                "strategy": new.strategy.model_dump(mode="json"),
+                "risk_policy": new.risk_policy.model_dump(mode="json"),
+            },
+        )
+        for slot in SLOTS:
+            before = getattr(old.strategy.components, slot)
+            after = getattr(new.strategy.components, slot)
+            if before.type != after.type:
+                recorder.record(
+                    "component_swap",
+                    ticker,
+                    {
+                        "resource": resource,
+                        "slot": slot,
+                        "from": before.type,
+                        "to": after.type,
+                        "state_transfer": bool(getattr(after, "state_transfer", False)),
+                    },
+                )
+
+    def _record_rollback(self, recorder: SessionRecorder, name: str, current: MarketRuntime, problem: str) -> None:
+        ticker = self._ticker(name)
+        if ticker is None:
+            return
+        recorder.record(
+            "config_reload",
+            ticker,
+            {
+                "resource": f"Market/{name}",
+                "applied": False,
+                "digest_before": current.config_digest,
+                "digest_after": current.config_digest,
+                "error": problem,
+            },
+        )
 
     def _validate(self, runtime: MarketRuntime) -> str | None:
         """A trial quote with the new components at mid 0.50 (or the live mid): it must build a valid sheet."""
@@ -262,6 +328,8 @@ class MarketReconciler:
         """Keep trading the old config and put the changed resources back to their previous revisions."""
         node = self.node
         node.event(f"Market/{name}", "ReloadRolledBack", problem, warning=True)
+        if node.recorder is not None:
+            self._record_rollback(node.recorder, name, current, problem)
         self._condition(name, "ReloadFailed", "True", "InvalidConfig", problem)
         stored = node.resources.get("Market", name)
         if stored is None:
@@ -416,6 +484,10 @@ class MarketReconciler:
                 node.event(f"Market/{name}", "KillSwitchTripped", outcome.kill_switch_tripped, warning=True)
             state = outcome.state
             desired = outcome.quotes
+            recorder = node.recorder
+            if recorder is not None:
+                tts = seconds_left if math.isfinite(seconds_left) else None
+                _record_quote(recorder, name, ticker, runtime, mid, position, tts, now, grid, result, outcome)
             runtime.quotes = {
                 "yes_bid": str(desired.yes_bid.price) if desired and desired.yes_bid else None,
                 "yes_ask": str(desired.yes_ask.price) if desired and desired.yes_ask else None,
@@ -482,6 +554,10 @@ class MarketReconciler:
         changes = [a for a in plan.actions if isinstance(a, Amend | Decrease)]
         places = [a for a in plan.actions if isinstance(a, Place)]
         try:
+            recorder = node.recorder
+            ticker = runtime.subscribed[1] if runtime.subscribed is not None else ""
+            if recorder is not None:
+                _record_actions(recorder, ticker, plan)
             if cancels:
                 ids = [a.order_id for a in cancels if a.order_id]
                 results = await adapter.cancel_orders(ids)
@@ -502,6 +578,8 @@ class MarketReconciler:
                 if node.metrics is not None:
                     latency_s = (node.wall.monotonic_ns() - sent_ns) / 1e9
                     node.metrics.order_latency.labels(market=places[0].request.market_id).observe(latency_s)
+                if recorder is not None:
+                    _record_results(recorder, ticker, places, placed)
                 for place, result in zip(places, placed, strict=False):
                     if isinstance(result, Order):
                         tracker.acked(result)
@@ -584,6 +662,8 @@ class MarketReconciler:
                 await self._flatten(name, conn, account, ticker)
         await conn.venue.unsubscribe_market(ticker)
         self.node.event(f"Market/{name}", "Deleted", f"{policy}: orders of {ticker} cancelled")
+        if self.node.recorder is not None:
+            self.node.recorder.end_market(ticker, f"Market/{name} deleted")
 
     async def _flatten(self, name: str, conn: ExchangeConnection, account: Account, ticker: str) -> None:
         net = account.ledger.net_units(ticker)
@@ -699,3 +779,171 @@ def _usage(account: Account, now_us: int) -> AggregateUsage:
             active=pnl.net_units != 0 or bool(account.tracker.open_orders(market_id)),
         )
     return AggregateUsage(markets)
+
+
+# ---------------------------------------------------------------------- recording (FR-901): only when enabled
+
+
+def _quote(quote: Quote | None) -> tuple[int, int] | None:
+    return None if quote is None else (quote.price.units, quote.size.units)
+
+
+def _quote_set(quotes: QuoteSet | None) -> dict[str, tuple[int, int] | None] | None:
+    """The four quotes as ``[price_units, size_units]`` (None: not quoted)."""
+    if quotes is None:
+        return None
+    return {
+        "yes_bid": _quote(quotes.yes_bid),
+        "yes_ask": _quote(quotes.yes_ask),
+        "no_bid": _quote(quotes.no_bid),
+        "no_ask": _quote(quotes.no_ask),
+    }
+
+
+def _record_quote(
+    recorder: SessionRecorder,
+    name: str,
+    ticker: str,
+    runtime: MarketRuntime,
+    mid: Decimal,
+    position: int,
+    time_to_settlement: float | None,
+    now: int,
+    grid: TickGrid,
+    result: QuoteResult,
+    outcome: RiskOutcome,
+) -> None:
+    """``quote_generated``: the strategy's inputs beside its outputs and the risk outcome; ``volatility_update``
+    first when σ changed. The mid is the exact book mid (the engine receives ``float(mid)``)."""
+    sigma = result.volatility
+    if sigma != runtime.recorded_sigma:
+        runtime.recorded_sigma = sigma
+        recorder.record(
+            "volatility_update", ticker, {"sigma": sigma, "estimator": type(runtime.engine.volatility).__name__}
+        )
+    recorder.record(
+        "quote_generated",
+        ticker,
+        {
+            "resource": name,
+            "generation": runtime.generation,
+            "config_digest": runtime.config_digest,
+            "inputs": {
+                "mid": str(mid),
+                "inventory_units": position,
+                "time_to_settlement_s": time_to_settlement,
+                "volatility": sigma,
+                "now_us": now,
+                "grid": [(r.start, r.end, r.step) for r in grid.ranges],
+            },
+            "strategy": {
+                "quotes": _quote_set(result.quotes),
+                "reservation_price": result.reservation_price,
+                "half_spread": result.half_spread,
+                "skew": result.skew,
+                "bid_size": result.bid_size,
+                "ask_size": result.ask_size,
+                "note": result.note,
+            },
+            "risk": {
+                "quotes": _quote_set(outcome.quotes),
+                "state": outcome.state.name.lower(),
+                "reason": outcome.reason,
+                "cancel_all": outcome.cancel_all,
+                "kill_switch_tripped": outcome.kill_switch_tripped,
+                # the rules that changed something (ALLOW is the common case and says nothing)
+                "rules": [
+                    (r.rule, r.action.value, r.reason) for r in outcome.records if r.action is not RiskAction.ALLOW
+                ],
+            },
+        },
+    )
+
+
+def _record_actions(recorder: SessionRecorder, ticker: str, plan: OrderPlan) -> None:
+    """What the act step is about to send, in plan order: ``order_cancel``, ``order_amend`` (amends and
+    decreases), ``order_sent`` (places)."""
+    for action in plan.actions:
+        if isinstance(action, Place):
+            request = action.request
+            recorder.record(
+                "order_sent",
+                ticker,
+                {
+                    "client_order_id": request.client_order_id,
+                    "side": request.side.value,
+                    "order_side": request.order_side.value,
+                    "price_units": request.price.units,
+                    "size_units": request.quantity.units,
+                    "time_in_force": request.time_in_force.value,
+                    "post_only": request.post_only,
+                    "reduce_only": request.reduce_only,
+                    "level": action.level.value,
+                    "attempt": action.attempt,
+                    "reason": action.reason.value,
+                },
+            )
+        elif isinstance(action, Cancel):
+            if action.order_id:  # a cancel of an unacknowledged order is not sent (it waits for the look-up)
+                recorder.record(
+                    "order_cancel",
+                    ticker,
+                    {
+                        "exchange_order_id": action.order_id,
+                        "client_order_id": action.client_order_id,
+                        "level": action.level.value,
+                        "reason": action.reason.value,
+                    },
+                )
+        elif isinstance(action, Amend):
+            recorder.record(
+                "order_amend",
+                ticker,
+                {
+                    "exchange_order_id": action.order_id,
+                    "client_order_id": action.client_order_id,
+                    "level": action.level.value,
+                    "price_units": action.price.units,
+                    "size_units": action.quantity.units,
+                    "reason": action.reason.value,
+                },
+            )
+        else:
+            recorder.record(
+                "order_amend",
+                ticker,
+                {
+                    "exchange_order_id": action.order_id,
+                    "client_order_id": action.client_order_id,
+                    "level": action.level.value,
+                    "reduce_to_units": action.reduce_to.units,
+                    "reason": action.reason.value,
+                },
+            )
+
+
+def _record_results(recorder: SessionRecorder, ticker: str, places: list[Place], placed: list[Any]) -> None:
+    """Each create's outcome: ``order_ack`` (the venue took it), ``order_unknown`` (timed out: neither assumed
+    placed nor rejected until a look-up settles it), ``order_rejected`` (a definitive refusal)."""
+    for place, result in zip(places, placed, strict=False):
+        cid = place.request.client_order_id
+        if isinstance(result, Order):
+            recorder.record(
+                "order_ack",
+                ticker,
+                {
+                    "client_order_id": cid,
+                    "exchange_order_id": result.exchange_order_id,
+                    "status": result.status.value,
+                    "filled_units": result.filled.units,
+                    "remaining_units": result.remaining.units,
+                },
+            )
+        elif isinstance(result, ExchangeUnavailableError):
+            recorder.record("order_unknown", ticker, {"client_order_id": cid, "reason": str(result)})
+        else:
+            recorder.record(
+                "order_rejected",
+                ticker,
+                {"client_order_id": cid, "reason": str(result), "error": type(result).__name__},
+            )

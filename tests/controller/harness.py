@@ -180,7 +180,13 @@ def make_runtime(sim: Simulator, state_dir: Path, **options: object) -> NodeRunt
         )
 
     opts = RuntimeOptions(
-        state_dir=state_dir, cycle_s=0.2, selector_period_s=0.5, resync_s=5.0, exchange_resync_s=1.0, **options
+        state_dir=state_dir,
+        cycle_s=0.2,
+        selector_period_s=0.5,
+        resync_s=5.0,
+        exchange_resync_s=1.0,
+        recording_dir=state_dir / "sessions",
+        **options,
     )  # type: ignore[arg-type]
     return NodeRuntime(sim.clock, opts, build, metrics=metrics)
 
