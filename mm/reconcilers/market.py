@@ -22,23 +22,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mm.adapters.base import ExchangeAdapter, MarketInfo
-from mm.adapters.errors import ExchangeError, ExchangeUnavailableError, OrderNotFoundError, RateLimitedError
+from mm.adapters.base import MarketInfo
+from mm.adapters.errors import ExchangeError
 from mm.controller.errors import TerminalError, TransientError
 from mm.controller.manager import Result
 from mm.controller.node import Account, ExchangeConnection, NodeContext
-from mm.domain.orders import Order, OrderRequest
-from mm.domain.price import QTY_SCALE, Price, Quantity
-from mm.domain.quotes import Quote, QuoteSet
-from mm.domain.sides import OrderSide, Side, TimeInForce
-from mm.domain.ticks import TickGrid
+from mm.domain.price import QTY_SCALE
 from mm.observability.risk_audit import RiskAudit
-from mm.reconcilers.client_ids import Level, make_client_order_id
-from mm.reconcilers.order_plan import Amend, Cancel, Decrease, OrderPlan, Place, PlanContext, plan_orders
-from mm.recording.recorder import SessionRecorder
+from mm.reconcilers.client_ids import Level
+from mm.reconcilers.market_actions import act, carry_out_deletion
+from mm.reconcilers.market_recording import record_quote
+from mm.reconcilers.market_reload import transition, validate
+from mm.reconcilers.order_plan import OrderPlan, PlanContext, plan_orders
 from mm.risk.aggregate import AggregateRisk, AggregateUsage, MarketUsage
-from mm.risk.base import RiskAction, RiskContext
-from mm.risk.engine import RiskEngine, RiskOutcome
+from mm.risk.base import RiskContext
+from mm.risk.engine import RiskEngine
 from mm.risk.kill_switch import KillSwitch
 from mm.risk.registry import build_pipeline
 from mm.risk.states import TradingState, most_restrictive
@@ -47,8 +45,7 @@ from mm.specs.canonical import digest
 from mm.specs.market import MarketSpec
 from mm.specs.risk import RiskPolicySpec
 from mm.specs.strategy import StrategySpec
-from mm.state.records import ConfigAuditRecord, OrderRecord
-from mm.strategy.engine import SLOTS, QuoteInputs, QuoteResult, StrategyEngine
+from mm.strategy.engine import QuoteInputs, StrategyEngine
 from mm.strategy.registry import build_engine
 
 __all__ = ["MarketReconciler", "MarketRuntime"]
@@ -201,169 +198,14 @@ class MarketReconciler:
         config_digest: str,
         generation: int,
     ) -> MarketRuntime:
-        """FR-1004's safe transition, inside one reconcile (one worker per key, so nothing is in flight):
-        pause (no order is sent until the new config is validated) → apply (build it) → validate (a trial
-        quote at the current mid) → resume with it; an invalid config is rolled back to the previous
-        revision of the resources that changed. At most ``hot_reload.max_changes_per_minute`` per Market."""
-        node = self.node
-        now = node.clock.now_us()
-        limit = self._max_changes_per_minute()
-        recent = [t for t in current.reloads if now - t < 60 * US]
-        if len(recent) >= limit:
-            self._condition(name, "ReloadDeferred", "True", "RateLimited", f"{limit} changes per minute at most")
-            current.reload_blocked_until_us = min(recent) + 60 * US
-            return current
-        self._condition(name, "ReloadDeferred", "False", "Applied")
-        try:
-            candidate = self._build(name, s_spec, r_spec, config_digest, generation, current)
-            problem = self._validate(candidate)
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        if problem is not None:
-            self._rollback(name, current, problem)
-            return current
-        candidate.reloads = [*recent, now]
-        node.market_state[name] = candidate
-        node.event(f"Market/{name}", "Reloaded", f"config {current.config_digest[:12]} -> {config_digest[:12]}")
-        if node.recorder is not None:
-            self._record_reload(node.recorder, name, current, candidate, applied=True)
-        node.record(
-            ConfigAuditRecord(
-                now,
-                "reload",
-                f"Market/{name}",
-                "file_watch",
-                {"digest": current.config_digest, "strategy": current.strategy.model_dump(mode="json")},
-                {"digest": config_digest, "strategy": s_spec.model_dump(mode="json")},
-            )
-        )
-        return candidate
+        return transition(self, name, current, s_spec, r_spec, config_digest, generation)
+
+    def _validate(self, runtime: MarketRuntime) -> str | None:
+        return validate(self, runtime)
 
     def _ticker(self, name: str) -> str | None:
         stored = self.node.resources.get("Market", name)
         return stored.spec.ticker if stored is not None else None
-
-    def _record_reload(
-        self, recorder: SessionRecorder, name: str, old: MarketRuntime, new: MarketRuntime, *, applied: bool
-    ) -> None:
-        """``config_reload`` with the new effective specs (a replay must switch to them here), then one
-        ``component_swap`` per strategy slot whose component type changed."""
-        ticker = self._ticker(name)
-        if ticker is None:
-            return
-        resource = f"Market/{name}"
-        recorder.record(
-            "config_reload",
-            ticker,
-            {
-                "resource": resource,
-                "applied": applied,
-                "digest_before": old.config_digest,
-                "digest_after": new.config_digest,
-                "generation": new.generation,
-                "strategy": new.strategy.model_dump(mode="json"),
-                "risk_policy": new.risk_policy.model_dump(mode="json"),
-            },
-        )
-        for slot in SLOTS:
-            before = getattr(old.strategy.components, slot)
-            after = getattr(new.strategy.components, slot)
-            if before.type != after.type:
-                recorder.record(
-                    "component_swap",
-                    ticker,
-                    {
-                        "resource": resource,
-                        "slot": slot,
-                        "from": before.type,
-                        "to": after.type,
-                        "state_transfer": bool(getattr(after, "state_transfer", False)),
-                    },
-                )
-
-    def _record_rollback(self, recorder: SessionRecorder, name: str, current: MarketRuntime, problem: str) -> None:
-        ticker = self._ticker(name)
-        if ticker is None:
-            return
-        recorder.record(
-            "config_reload",
-            ticker,
-            {
-                "resource": f"Market/{name}",
-                "applied": False,
-                "digest_before": current.config_digest,
-                "digest_after": current.config_digest,
-                "error": problem,
-            },
-        )
-
-    def _validate(self, runtime: MarketRuntime) -> str | None:
-        """A trial quote with the new components at mid 0.50 (or the live mid): it must build a valid sheet."""
-        stored = self.node.resources.get("Market", runtime.name)
-        if stored is None:
-            return None
-        conn = self.node.exchanges.get(stored.spec.exchange_ref)
-        info = conn.markets.get(stored.spec.ticker) if conn is not None else None
-        book = conn.venue.book(stored.spec.ticker) if conn is not None else None
-        mid = book.mid() if book is not None else None
-        grid = info.grid if info is not None else None
-        if grid is None:
-            return None  # nothing to validate against yet: the first real cycle quotes on the venue's grid
-        result = runtime.engine.quote(
-            QuoteInputs(
-                market_id=stored.spec.ticker,
-                mid=float(mid) if mid is not None else 0.5,
-                inventory=0.0,
-                time_to_settlement=3600.0,
-                now_us=self.node.clock.now_us(),
-                grid=grid,
-            )
-        )
-        for quote in result.quotes.quotes():
-            if not grid.contains(quote.price.units):
-                return f"trial quote {quote.price} is off the tick grid"
-        return None
-
-    def _rollback(self, name: str, current: MarketRuntime, problem: str) -> None:
-        """Keep trading the old config and put the changed resources back to their previous revisions."""
-        node = self.node
-        node.event(f"Market/{name}", "ReloadRolledBack", problem, warning=True)
-        if node.recorder is not None:
-            self._record_rollback(node.recorder, name, current, problem)
-        self._condition(name, "ReloadFailed", "True", "InvalidConfig", problem)
-        stored = node.resources.get("Market", name)
-        if stored is None:
-            return
-        for kind, ref in (("Strategy", stored.spec.strategy_ref), ("RiskPolicy", stored.spec.risk_policy_ref)):
-            history = node.resources.history(kind, ref)
-            if len(history) >= 2 and history[-1].digest != history[-2].digest:
-                previous = history[-2]
-                model = StrategySpec if kind == "Strategy" else RiskPolicySpec
-                node.resources.apply_spec(
-                    kind,
-                    ref,
-                    model.model_validate(previous.spec),
-                    previous.spec,
-                    digest=previous.digest,
-                    source="rollback",
-                    change_cause=f"rolled back: {problem}",
-                )
-        node.record(
-            ConfigAuditRecord(
-                node.clock.now_us(),
-                "rollback",
-                f"Market/{name}",
-                "file_watch",
-                {"digest": current.config_digest},
-                {"digest": current.config_digest},
-                success=False,
-                error=problem,
-            )
-        )
-
-    def _max_changes_per_minute(self) -> int:
-        nodes = self.node.resources.all("TradingNode")
-        return int(nodes[0].spec.hot_reload.max_changes_per_minute) if nodes else 10
 
     async def _market_info(self, conn: ExchangeConnection, ticker: str) -> MarketInfo:
         info = conn.markets.get(ticker)
@@ -487,7 +329,7 @@ class MarketReconciler:
             recorder = node.recorder
             if recorder is not None:
                 tts = seconds_left if math.isfinite(seconds_left) else None
-                _record_quote(recorder, name, ticker, runtime, mid, position, tts, now, grid, result, outcome)
+                record_quote(recorder, name, ticker, runtime, mid, position, tts, now, grid, result, outcome)
             runtime.quotes = {
                 "yes_bid": str(desired.yes_bid.price) if desired and desired.yes_bid else None,
                 "yes_ask": str(desired.yes_ask.price) if desired and desired.yes_ask else None,
@@ -542,161 +384,13 @@ class MarketReconciler:
         nodes = self.node.resources.all("TradingNode")
         return str(nodes[0].spec.trading_state) if nodes else "active"
 
-    # ------------------------------------------------------------------ acting
+    # ------------------------------------------------------------------ acting (mm/reconcilers/market_actions.py)
 
     async def _act(self, name: str, plan: OrderPlan, runtime: MarketRuntime, account: Account) -> None:
-        if plan.is_empty:
-            return
-        node = self.node
-        adapter = account.adapter
-        tracker = account.tracker
-        cancels = [a for a in plan.actions if isinstance(a, Cancel) and a.order_id]
-        changes = [a for a in plan.actions if isinstance(a, Amend | Decrease)]
-        places = [a for a in plan.actions if isinstance(a, Place)]
-        try:
-            recorder = node.recorder
-            ticker = runtime.subscribed[1] if runtime.subscribed is not None else ""
-            if recorder is not None:
-                _record_actions(recorder, ticker, plan)
-            if cancels:
-                ids = [a.order_id for a in cancels if a.order_id]
-                results = await adapter.cancel_orders(ids)
-                for order_id, error in zip(ids, results, strict=False):
-                    if error is None or isinstance(error, OrderNotFoundError):
-                        tracker.cancelled(order_id)
-                    else:
-                        node.event(f"Market/{name}", "CancelFailed", f"{order_id}: {error}", warning=True)
-                runtime.cancels_sent += len(ids)
-            for change in changes:
-                await self._change(name, adapter, account, change)
-            if places:
-                for place in places:
-                    tracker.sent(place.request, node.clock.now_us())
-                    runtime.attempts[place.level] = place.attempt + 1
-                sent_ns = node.wall.monotonic_ns()
-                placed = await adapter.place_orders([p.request for p in places])
-                if node.metrics is not None:
-                    latency_s = (node.wall.monotonic_ns() - sent_ns) / 1e9
-                    node.metrics.order_latency.labels(market=places[0].request.market_id).observe(latency_s)
-                if recorder is not None:
-                    _record_results(recorder, ticker, places, placed)
-                for place, result in zip(places, placed, strict=False):
-                    if isinstance(result, Order):
-                        tracker.acked(result)
-                        node.record(OrderRecord(result))
-                    elif isinstance(result, ExchangeUnavailableError):
-                        tracker.outcome_unknown(place.request.client_order_id)
-                        node.event(f"Market/{name}", "OrderOutcomeUnknown", str(result), warning=True)
-                    else:
-                        tracker.failed(place.request.client_order_id)
-                        node.event(f"Market/{name}", "OrderRejected", f"{place.request.client_order_id}: {result}")
-                    if self.node.metrics is not None:
-                        status = "accepted" if isinstance(result, Order) else "rejected"
-                        self.node.metrics.orders.labels(
-                            market=place.request.market_id, side=place.request.order_side.value, status=status
-                        ).inc()
-                runtime.orders_sent += len(places)
-                node.orders_sent += len(places)
-                breach = node.note_order_results(
-                    (not isinstance(r, Order) for r in placed), runtime.risk_policy.kill_switch
-                )
-                if breach is not None and node.kill is not None and runtime.risk_policy.kill_switch.enabled:
-                    await node.kill(breach, "rule")
-        except RateLimitedError as exc:
-            raise TransientError(f"rate limited: {exc}", delay_s=1.0) from exc
-        except ExchangeUnavailableError as exc:
-            for place in places:
-                tracker.outcome_unknown(place.request.client_order_id)
-            raise TransientError(f"exchange unavailable: {exc}") from exc
-        if not plan.deferred:
-            runtime.last_update_us = node.clock.now_us()
-
-    async def _change(self, name: str, adapter: ExchangeAdapter, account: Account, change: Amend | Decrease) -> None:
-        try:
-            if isinstance(change, Decrease):
-                await adapter.decrease_order(change.order_id, reduce_to=change.reduce_to)
-                current = account.tracker.get(change.order_id)
-                if current is not None and change.reduce_to < current.remaining:
-                    account.tracker.update(current.decreased(change.reduce_to, self.node.clock.now_us()))
-                return
-            amended = await adapter.amend_order(change.order_id, price=change.price, quantity=change.quantity)
-            account.tracker.update(amended)
-            self.node.record(OrderRecord(amended))
-        except OrderNotFoundError:
-            account.tracker.cancelled(change.order_id)
-        except (ExchangeUnavailableError, RateLimitedError):
-            raise
-        except ExchangeError as exc:
-            # Typically the order filled or was cancelled meanwhile, or a post-only amend would cross: do not
-            # guess — drop our copy (the venue's update or the next resync restores it) and cancel it if it rests.
-            self.node.event(f"Market/{name}", "AmendFailed", f"{change.order_id}: {exc}")
-            results = await adapter.cancel_orders([change.order_id])
-            if results and (results[0] is None or isinstance(results[0], OrderNotFoundError)):
-                account.tracker.cancelled(change.order_id)
+        await act(self, name, plan, runtime, account)
 
     async def _deleted(self, name: str) -> None:
-        """Carry out the deleted Market's ``deletion_policy`` (remembered from its last spec): ``cancel_orders``
-        cancels its orders; ``flatten`` also closes the position with an IOC reduce-only order at the best
-        opposite price; ``orphan`` leaves both at the venue (reported)."""
-        runtime: MarketRuntime | None = self.node.market_state.pop(name, None)
-        if runtime is None or runtime.subscribed is None:
-            return
-        exchange, ticker = runtime.subscribed
-        conn = self.node.exchanges.get(exchange)
-        if conn is None:
-            return
-        policy = runtime.deletion_policy
-        others = [k for k in self.node.markets_trading(exchange, ticker) if k != f"Market/{name}"]
-        if policy == "orphan" or others:
-            why = "deletion policy orphan" if policy == "orphan" else f"{ticker} is still traded by {others}"
-            self.node.event(f"Market/{name}", "Deleted", f"orders and position of {ticker} left alone: {why}")
-            return
-        for account in conn.accounts.values():
-            mine = account.tracker.open_orders(ticker)
-            if mine:
-                results = await account.adapter.cancel_orders([o.exchange_order_id or "" for o in mine])
-                for order, error in zip(mine, results, strict=False):
-                    if error is None or isinstance(error, OrderNotFoundError):
-                        account.tracker.cancelled(order.exchange_order_id or "")
-            if policy == "flatten":
-                await self._flatten(name, conn, account, ticker)
-        await conn.venue.unsubscribe_market(ticker)
-        self.node.event(f"Market/{name}", "Deleted", f"{policy}: orders of {ticker} cancelled")
-        if self.node.recorder is not None:
-            self.node.recorder.end_market(ticker, f"Market/{name} deleted")
-
-    async def _flatten(self, name: str, conn: ExchangeConnection, account: Account, ticker: str) -> None:
-        net = account.ledger.net_units(ticker)
-        book = conn.venue.book(ticker)
-        if net == 0:
-            return
-        price_units = (book.best_yes_bid if net > 0 else book.best_yes_ask) if book is not None else None
-        if price_units is None:
-            self.node.event(f"Market/{name}", "FlattenFailed", f"no {ticker} book to close {net} units", warning=True)
-            return
-        request = OrderRequest(
-            market_id=ticker,
-            side=Side.YES,
-            order_side=OrderSide.SELL if net > 0 else OrderSide.BUY,
-            price=Price(price_units),
-            quantity=Quantity(abs(net)),
-            client_order_id=make_client_order_id(
-                self.node.prefix,
-                ticker,
-                0,
-                Level.YES_ASK if net > 0 else Level.YES_BID,
-                self.node.clock.now_us() % 1_000_000,
-            ),
-            time_in_force=TimeInForce.IMMEDIATE_OR_CANCEL,
-            post_only=False,
-            reduce_only=True,
-        )
-        try:
-            result = await account.adapter.place_order(request)
-        except ExchangeError as exc:
-            self.node.event(f"Market/{name}", "FlattenFailed", str(exc), warning=True)
-            return
-        self.node.event(f"Market/{name}", "Flattened", f"{ticker}: IOC {request.order_side.value} {result.filled}")
+        await carry_out_deletion(self, name)
 
     # ------------------------------------------------------------------ status
 
@@ -779,171 +473,3 @@ def _usage(account: Account, now_us: int) -> AggregateUsage:
             active=pnl.net_units != 0 or bool(account.tracker.open_orders(market_id)),
         )
     return AggregateUsage(markets)
-
-
-# ---------------------------------------------------------------------- recording (FR-901): only when enabled
-
-
-def _quote(quote: Quote | None) -> tuple[int, int] | None:
-    return None if quote is None else (quote.price.units, quote.size.units)
-
-
-def _quote_set(quotes: QuoteSet | None) -> dict[str, tuple[int, int] | None] | None:
-    """The four quotes as ``[price_units, size_units]`` (None: not quoted)."""
-    if quotes is None:
-        return None
-    return {
-        "yes_bid": _quote(quotes.yes_bid),
-        "yes_ask": _quote(quotes.yes_ask),
-        "no_bid": _quote(quotes.no_bid),
-        "no_ask": _quote(quotes.no_ask),
-    }
-
-
-def _record_quote(
-    recorder: SessionRecorder,
-    name: str,
-    ticker: str,
-    runtime: MarketRuntime,
-    mid: Decimal,
-    position: int,
-    time_to_settlement: float | None,
-    now: int,
-    grid: TickGrid,
-    result: QuoteResult,
-    outcome: RiskOutcome,
-) -> None:
-    """``quote_generated``: the strategy's inputs beside its outputs and the risk outcome; ``volatility_update``
-    first when σ changed. The mid is the exact book mid (the engine receives ``float(mid)``)."""
-    sigma = result.volatility
-    if sigma != runtime.recorded_sigma:
-        runtime.recorded_sigma = sigma
-        recorder.record(
-            "volatility_update", ticker, {"sigma": sigma, "estimator": type(runtime.engine.volatility).__name__}
-        )
-    recorder.record(
-        "quote_generated",
-        ticker,
-        {
-            "resource": name,
-            "generation": runtime.generation,
-            "config_digest": runtime.config_digest,
-            "inputs": {
-                "mid": str(mid),
-                "inventory_units": position,
-                "time_to_settlement_s": time_to_settlement,
-                "volatility": sigma,
-                "now_us": now,
-                "grid": [(r.start, r.end, r.step) for r in grid.ranges],
-            },
-            "strategy": {
-                "quotes": _quote_set(result.quotes),
-                "reservation_price": result.reservation_price,
-                "half_spread": result.half_spread,
-                "skew": result.skew,
-                "bid_size": result.bid_size,
-                "ask_size": result.ask_size,
-                "note": result.note,
-            },
-            "risk": {
-                "quotes": _quote_set(outcome.quotes),
-                "state": outcome.state.name.lower(),
-                "reason": outcome.reason,
-                "cancel_all": outcome.cancel_all,
-                "kill_switch_tripped": outcome.kill_switch_tripped,
-                # the rules that changed something (ALLOW is the common case and says nothing)
-                "rules": [
-                    (r.rule, r.action.value, r.reason) for r in outcome.records if r.action is not RiskAction.ALLOW
-                ],
-            },
-        },
-    )
-
-
-def _record_actions(recorder: SessionRecorder, ticker: str, plan: OrderPlan) -> None:
-    """What the act step is about to send, in plan order: ``order_cancel``, ``order_amend`` (amends and
-    decreases), ``order_sent`` (places)."""
-    for action in plan.actions:
-        if isinstance(action, Place):
-            request = action.request
-            recorder.record(
-                "order_sent",
-                ticker,
-                {
-                    "client_order_id": request.client_order_id,
-                    "side": request.side.value,
-                    "order_side": request.order_side.value,
-                    "price_units": request.price.units,
-                    "size_units": request.quantity.units,
-                    "time_in_force": request.time_in_force.value,
-                    "post_only": request.post_only,
-                    "reduce_only": request.reduce_only,
-                    "level": action.level.value,
-                    "attempt": action.attempt,
-                    "reason": action.reason.value,
-                },
-            )
-        elif isinstance(action, Cancel):
-            if action.order_id:  # a cancel of an unacknowledged order is not sent (it waits for the look-up)
-                recorder.record(
-                    "order_cancel",
-                    ticker,
-                    {
-                        "exchange_order_id": action.order_id,
-                        "client_order_id": action.client_order_id,
-                        "level": action.level.value,
-                        "reason": action.reason.value,
-                    },
-                )
-        elif isinstance(action, Amend):
-            recorder.record(
-                "order_amend",
-                ticker,
-                {
-                    "exchange_order_id": action.order_id,
-                    "client_order_id": action.client_order_id,
-                    "level": action.level.value,
-                    "price_units": action.price.units,
-                    "size_units": action.quantity.units,
-                    "reason": action.reason.value,
-                },
-            )
-        else:
-            recorder.record(
-                "order_amend",
-                ticker,
-                {
-                    "exchange_order_id": action.order_id,
-                    "client_order_id": action.client_order_id,
-                    "level": action.level.value,
-                    "reduce_to_units": action.reduce_to.units,
-                    "reason": action.reason.value,
-                },
-            )
-
-
-def _record_results(recorder: SessionRecorder, ticker: str, places: list[Place], placed: list[Any]) -> None:
-    """Each create's outcome: ``order_ack`` (the venue took it), ``order_unknown`` (timed out: neither assumed
-    placed nor rejected until a look-up settles it), ``order_rejected`` (a definitive refusal)."""
-    for place, result in zip(places, placed, strict=False):
-        cid = place.request.client_order_id
-        if isinstance(result, Order):
-            recorder.record(
-                "order_ack",
-                ticker,
-                {
-                    "client_order_id": cid,
-                    "exchange_order_id": result.exchange_order_id,
-                    "status": result.status.value,
-                    "filled_units": result.filled.units,
-                    "remaining_units": result.remaining.units,
-                },
-            )
-        elif isinstance(result, ExchangeUnavailableError):
-            recorder.record("order_unknown", ticker, {"client_order_id": cid, "reason": str(result)})
-        else:
-            recorder.record(
-                "order_rejected",
-                ticker,
-                {"client_order_id": cid, "reason": str(result), "error": type(result).__name__},
-            )

@@ -1,0 +1,247 @@
+"""What the Market reconciler tells the session recorder (FR-901): quotes with their inputs, the orders it acts
+on and their results, config reloads and component swaps. Called only when recording is enabled
+(``node.recorder is not None``); a replay reads exactly these payloads (docs/recording.md).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from mm.adapters.errors import ExchangeUnavailableError
+from mm.domain.orders import Order
+from mm.domain.quotes import Quote, QuoteSet
+from mm.domain.ticks import TickGrid
+from mm.reconcilers.order_plan import Amend, Cancel, OrderPlan, Place
+from mm.recording.recorder import SessionRecorder
+from mm.risk.base import RiskAction
+from mm.risk.engine import RiskOutcome
+from mm.strategy.engine import SLOTS, QuoteResult
+
+if TYPE_CHECKING:
+    from mm.reconcilers.market import MarketRuntime
+
+__all__ = [
+    "quote_set",
+    "quote_units",
+    "record_actions",
+    "record_quote",
+    "record_reload",
+    "record_results",
+    "record_rollback",
+]
+
+
+def quote_units(quote: Quote | None) -> tuple[int, int] | None:
+    return None if quote is None else (quote.price.units, quote.size.units)
+
+
+def quote_set(quotes: QuoteSet | None) -> dict[str, tuple[int, int] | None] | None:
+    """The four quotes as ``[price_units, size_units]`` (None: not quoted)."""
+    if quotes is None:
+        return None
+    return {
+        "yes_bid": quote_units(quotes.yes_bid),
+        "yes_ask": quote_units(quotes.yes_ask),
+        "no_bid": quote_units(quotes.no_bid),
+        "no_ask": quote_units(quotes.no_ask),
+    }
+
+
+def record_quote(
+    recorder: SessionRecorder,
+    name: str,
+    ticker: str,
+    runtime: MarketRuntime,
+    mid: Decimal,
+    position: int,
+    time_to_settlement: float | None,
+    now: int,
+    grid: TickGrid,
+    result: QuoteResult,
+    outcome: RiskOutcome,
+) -> None:
+    """``quote_generated``: the strategy's inputs beside its outputs and the risk outcome; ``volatility_update``
+    first when σ changed. The mid is the exact book mid (the engine receives ``float(mid)``)."""
+    sigma = result.volatility
+    if sigma != runtime.recorded_sigma:
+        runtime.recorded_sigma = sigma
+        recorder.record(
+            "volatility_update", ticker, {"sigma": sigma, "estimator": type(runtime.engine.volatility).__name__}
+        )
+    recorder.record(
+        "quote_generated",
+        ticker,
+        {
+            "resource": name,
+            "generation": runtime.generation,
+            "config_digest": runtime.config_digest,
+            "inputs": {
+                "mid": str(mid),
+                "inventory_units": position,
+                "time_to_settlement_s": time_to_settlement,
+                "volatility": sigma,
+                "now_us": now,
+                "grid": [(r.start, r.end, r.step) for r in grid.ranges],
+            },
+            "strategy": {
+                "quotes": quote_set(result.quotes),
+                "reservation_price": result.reservation_price,
+                "half_spread": result.half_spread,
+                "skew": result.skew,
+                "bid_size": result.bid_size,
+                "ask_size": result.ask_size,
+                "note": result.note,
+            },
+            "risk": {
+                "quotes": quote_set(outcome.quotes),
+                "state": outcome.state.name.lower(),
+                "reason": outcome.reason,
+                "cancel_all": outcome.cancel_all,
+                "kill_switch_tripped": outcome.kill_switch_tripped,
+                # the rules that changed something (ALLOW is the common case and says nothing)
+                "rules": [
+                    (r.rule, r.action.value, r.reason) for r in outcome.records if r.action is not RiskAction.ALLOW
+                ],
+            },
+        },
+    )
+
+
+def record_actions(recorder: SessionRecorder, ticker: str, plan: OrderPlan) -> None:
+    """What the act step is about to send, in plan order: ``order_cancel``, ``order_amend`` (amends and
+    decreases), ``order_sent`` (places)."""
+    for action in plan.actions:
+        if isinstance(action, Place):
+            request = action.request
+            recorder.record(
+                "order_sent",
+                ticker,
+                {
+                    "client_order_id": request.client_order_id,
+                    "side": request.side.value,
+                    "order_side": request.order_side.value,
+                    "price_units": request.price.units,
+                    "size_units": request.quantity.units,
+                    "time_in_force": request.time_in_force.value,
+                    "post_only": request.post_only,
+                    "reduce_only": request.reduce_only,
+                    "level": action.level.value,
+                    "attempt": action.attempt,
+                    "reason": action.reason.value,
+                },
+            )
+        elif isinstance(action, Cancel):
+            if action.order_id:  # a cancel of an unacknowledged order is not sent (it waits for the look-up)
+                recorder.record(
+                    "order_cancel",
+                    ticker,
+                    {
+                        "exchange_order_id": action.order_id,
+                        "client_order_id": action.client_order_id,
+                        "level": action.level.value,
+                        "reason": action.reason.value,
+                    },
+                )
+        elif isinstance(action, Amend):
+            recorder.record(
+                "order_amend",
+                ticker,
+                {
+                    "exchange_order_id": action.order_id,
+                    "client_order_id": action.client_order_id,
+                    "level": action.level.value,
+                    "price_units": action.price.units,
+                    "size_units": action.quantity.units,
+                    "reason": action.reason.value,
+                },
+            )
+        else:
+            recorder.record(
+                "order_amend",
+                ticker,
+                {
+                    "exchange_order_id": action.order_id,
+                    "client_order_id": action.client_order_id,
+                    "level": action.level.value,
+                    "reduce_to_units": action.reduce_to.units,
+                    "reason": action.reason.value,
+                },
+            )
+
+
+def record_results(recorder: SessionRecorder, ticker: str, places: list[Place], placed: list[Any]) -> None:
+    """Each create's outcome: ``order_ack`` (the venue took it), ``order_unknown`` (timed out: neither assumed
+    placed nor rejected until a look-up settles it), ``order_rejected`` (a definitive refusal)."""
+    for place, result in zip(places, placed, strict=False):
+        cid = place.request.client_order_id
+        if isinstance(result, Order):
+            recorder.record(
+                "order_ack",
+                ticker,
+                {
+                    "client_order_id": cid,
+                    "exchange_order_id": result.exchange_order_id,
+                    "status": result.status.value,
+                    "filled_units": result.filled.units,
+                    "remaining_units": result.remaining.units,
+                },
+            )
+        elif isinstance(result, ExchangeUnavailableError):
+            recorder.record("order_unknown", ticker, {"client_order_id": cid, "reason": str(result)})
+        else:
+            recorder.record(
+                "order_rejected",
+                ticker,
+                {"client_order_id": cid, "reason": str(result), "error": type(result).__name__},
+            )
+
+
+def record_reload(
+    recorder: SessionRecorder, ticker: str, name: str, old: MarketRuntime, new: MarketRuntime, *, applied: bool
+) -> None:
+    """``config_reload`` with the new effective specs (a replay must switch to them here), then one
+    ``component_swap`` per strategy slot whose component type changed."""
+    resource = f"Market/{name}"
+    recorder.record(
+        "config_reload",
+        ticker,
+        {
+            "resource": resource,
+            "applied": applied,
+            "digest_before": old.config_digest,
+            "digest_after": new.config_digest,
+            "generation": new.generation,
+            "strategy": new.strategy.model_dump(mode="json"),
+            "risk_policy": new.risk_policy.model_dump(mode="json"),
+        },
+    )
+    for slot in SLOTS:
+        before = getattr(old.strategy.components, slot)
+        after = getattr(new.strategy.components, slot)
+        if before.type != after.type:
+            recorder.record(
+                "component_swap",
+                ticker,
+                {
+                    "resource": resource,
+                    "slot": slot,
+                    "from": before.type,
+                    "to": after.type,
+                    "state_transfer": bool(getattr(after, "state_transfer", False)),
+                },
+            )
+
+
+def record_rollback(recorder: SessionRecorder, ticker: str, name: str, current: MarketRuntime, problem: str) -> None:
+    recorder.record(
+        "config_reload",
+        ticker,
+        {
+            "resource": f"Market/{name}",
+            "applied": False,
+            "digest_before": current.config_digest,
+            "digest_after": current.config_digest,
+            "error": problem,
+        },
+    )
