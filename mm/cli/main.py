@@ -20,6 +20,7 @@ from mm.cli import resource_cmds
 from mm.cli.doctor_cmd import doctor
 from mm.cli.exit_codes import ExitCode, exit_code_for
 from mm.cli.quote_cmd import quote
+from mm.cli.replay_cmd import replay
 from mm.cli.research_cmd import research_app
 from mm.cli.run_cmd import kill, resume, run
 from mm.cli.sim_cmd import sim_app
@@ -45,6 +46,7 @@ app.command()(run)
 app.command()(kill)
 app.command()(resume)
 app.command()(doctor)
+app.command()(replay)
 for _verb in (
     resource_cmds.apply,
     resource_cmds.diff,

@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,6 +41,7 @@ from mm.controller.offline import restore_resources
 from mm.controller.operations import ApplyOutcome
 from mm.controller.preview import preview_plans
 from mm.controller.resources import ResourceStore, key_of
+from mm.controller.session_content import session_info, session_state
 from mm.controller.workqueue import WorkQueue
 from mm.observability.metrics import Metrics
 from mm.reconcilers.components import NodeReconciler, RiskPolicyReconciler, StrategyReconciler
@@ -373,104 +372,10 @@ class NodeRuntime:
         self.node.event("TradingNode", "RecordingStopped", f"{reason}: {message}", warning=True)
 
     def _recording_session_info(self, ticker: str) -> dict[str, Any]:
-        """``session_start``: the effective specs of every Market trading ``ticker`` (Strategy and RiskPolicy with
-        the Market's overrides merged, as the reconciler runs them), the Exchanges, the TradingNode, the market's
-        facts, and the seeds that decide anything random."""
-        markets: list[dict[str, Any]] = []
-        exchanges: dict[str, Any] = {}
-        facts: dict[str, Any] = {}
-        seeds: dict[str, Any] = {"pythonhashseed": os.environ.get("PYTHONHASHSEED")}
-        for market in self.resources.all("Market"):
-            if market.spec.ticker != ticker:
-                continue
-            entry: dict[str, Any] = {
-                "name": market.name,
-                "generation": market.generation,
-                "labels": dict(market.labels),
-                "market": market.spec.model_dump(mode="json"),
-            }
-            runtime = self.node.market_state.get(market.name)
-            if runtime is not None:
-                entry["config_digest"] = runtime.config_digest
-                entry["strategy"] = runtime.strategy.model_dump(mode="json")
-                entry["risk_policy"] = runtime.risk_policy.model_dump(mode="json")
-            markets.append(entry)
-            selector = market.labels.get("mm/selector")
-            stored_selector = self.resources.get("MarketSelector", selector) if selector else None
-            if stored_selector is not None:
-                # the seed SelectorReconciler ranks with (selection_strategy: random)
-                name = stored_selector.name
-                seeds.setdefault("selectors", {})[name] = zlib.crc32(f"{name}:{stored_selector.generation}".encode())
-            conn = self.node.exchanges.get(market.spec.exchange_ref)
-            if conn is None:
-                continue
-            exchanges[conn.name] = conn.spec.model_dump(mode="json")
-            if conn.spec.venue == "simulator" and conn.spec.simulator is not None:
-                seeds.setdefault("simulator", {})[conn.name] = conn.spec.simulator.seed
-            info = conn.markets.get(ticker)
-            if info is not None:
-                facts = {
-                    "event_id": info.event_id,
-                    "series_id": info.series_id,
-                    "status": info.status,
-                    "open_time_us": info.open_time_us,
-                    "close_time_us": info.close_time_us,
-                    "grid": [(r.start, r.end, r.step) for r in info.grid.ranges],
-                    "strike": info.strike,
-                }
-        node_spec = self.node_spec()
-        return {
-            "config": {
-                "markets": markets,
-                "exchanges": exchanges,
-                "trading_node": node_spec.model_dump(mode="json") if node_spec is not None else None,
-            },
-            "market_info": facts,
-            "seeds": seeds,
-            "clock": type(self.clock).__name__,
-        }
+        return session_info(self.node, self.clock, self.node_spec(), ticker)
 
     def _recording_state(self, ticker: str) -> dict[str, Any]:
-        """``state_snapshot`` / ``session_end``: per account trading ``ticker``, the position, PnL and open orders
-        (exact: 1/100 contract, $0.0001 and micro-dollar units), with the account's ledger summary."""
-        now = self.clock.now_us()
-        accounts = []
-        for account in self.node.accounts():
-            orders = account.tracker.open_orders(ticker)
-            if ticker not in account.ledger.market_ids() and not orders:
-                continue
-            pnl = account.ledger.market(ticker, now)
-            summary = account.ledger.summary(now)
-            accounts.append(
-                {
-                    "exchange": account.exchange,
-                    "execution": account.execution,
-                    "position_units": pnl.net_units,
-                    "cost_basis_micros": pnl.cost_basis_micros,
-                    "realized_micros": pnl.realized_micros,
-                    "unrealized_micros": pnl.unrealized_micros,
-                    "fees_micros": pnl.fees.total_micros,
-                    "open_orders": [
-                        {
-                            "client_order_id": o.request.client_order_id,
-                            "exchange_order_id": o.exchange_order_id,
-                            "side": o.request.side.value,
-                            "order_side": o.request.order_side.value,
-                            "price_units": o.request.price.units,
-                            "remaining_units": o.remaining.units,
-                        }
-                        for o in orders
-                    ],
-                    "ledger": {
-                        "cash_micros": summary.cash_micros,
-                        "realized_micros": summary.realized_micros,
-                        "unrealized_micros": summary.unrealized_micros,
-                        "fees_micros": summary.fees.total_micros,
-                        "net_micros": summary.net_micros,
-                    },
-                }
-            )
-        return {"accounts": accounts, "kill_switch": self.node.node_switch.tripped}
+        return session_state(self.node, self.clock.now_us(), ticker)
 
     # ------------------------------------------------------------------ background
 

@@ -48,6 +48,32 @@ def quote_set(quotes: QuoteSet | None) -> dict[str, tuple[int, int] | None] | No
     }
 
 
+def strategy_payload(result: QuoteResult) -> dict[str, Any]:
+    """The strategy's outputs as ``quote_generated`` records them (and a replay recomputes them)."""
+    return {
+        "quotes": quote_set(result.quotes),
+        "reservation_price": result.reservation_price,
+        "half_spread": result.half_spread,
+        "skew": result.skew,
+        "bid_size": result.bid_size,
+        "ask_size": result.ask_size,
+        "note": result.note,
+    }
+
+
+def risk_payload(outcome: RiskOutcome) -> dict[str, Any]:
+    """The risk outcome as ``quote_generated`` records it: only the rules that changed something (ALLOW is the
+    common case and says nothing)."""
+    return {
+        "quotes": quote_set(outcome.quotes),
+        "state": outcome.state.name.lower(),
+        "reason": outcome.reason,
+        "cancel_all": outcome.cancel_all,
+        "kill_switch_tripped": outcome.kill_switch_tripped,
+        "rules": [(r.rule, r.action.value, r.reason) for r in outcome.records if r.action is not RiskAction.ALLOW],
+    }
+
+
 def record_quote(
     recorder: SessionRecorder,
     name: str,
@@ -84,26 +110,8 @@ def record_quote(
                 "now_us": now,
                 "grid": [(r.start, r.end, r.step) for r in grid.ranges],
             },
-            "strategy": {
-                "quotes": quote_set(result.quotes),
-                "reservation_price": result.reservation_price,
-                "half_spread": result.half_spread,
-                "skew": result.skew,
-                "bid_size": result.bid_size,
-                "ask_size": result.ask_size,
-                "note": result.note,
-            },
-            "risk": {
-                "quotes": quote_set(outcome.quotes),
-                "state": outcome.state.name.lower(),
-                "reason": outcome.reason,
-                "cancel_all": outcome.cancel_all,
-                "kill_switch_tripped": outcome.kill_switch_tripped,
-                # the rules that changed something (ALLOW is the common case and says nothing)
-                "rules": [
-                    (r.rule, r.action.value, r.reason) for r in outcome.records if r.action is not RiskAction.ALLOW
-                ],
-            },
+            "strategy": strategy_payload(result),
+            "risk": risk_payload(outcome),
         },
     )
 
