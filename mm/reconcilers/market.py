@@ -312,13 +312,14 @@ class MarketReconciler:
                 volatility=result.volatility,
             )
             runtime.risk.aggregate = self._aggregate()
+            usage = _usage(account, now)
             outcome = runtime.risk.evaluate(
                 result.quotes,
                 context,
                 node_state=node_state,
                 policy_state=policy_state,
                 market_state=market_state,
-                usage=_usage(account, now),
+                usage=usage,
             )
             if self._audit is not None:
                 self._audit.record(outcome)
@@ -329,7 +330,21 @@ class MarketReconciler:
             recorder = node.recorder
             if recorder is not None:
                 tts = seconds_left if math.isfinite(seconds_left) else None
-                record_quote(recorder, name, ticker, runtime, mid, position, tts, now, grid, result, outcome)
+                record_quote(
+                    recorder,
+                    name,
+                    ticker,
+                    runtime,
+                    mid,
+                    position,
+                    tts,
+                    now,
+                    grid,
+                    result,
+                    outcome,
+                    usage=usage,
+                    states=(node_state, policy_state, market_state),
+                )
             runtime.quotes = {
                 "yes_bid": str(desired.yes_bid.price) if desired and desired.yes_bid else None,
                 "yes_ask": str(desired.yes_ask.price) if desired and desired.yes_ask else None,

@@ -14,8 +14,10 @@ from mm.domain.quotes import Quote, QuoteSet
 from mm.domain.ticks import TickGrid
 from mm.reconcilers.order_plan import Amend, Cancel, OrderPlan, Place
 from mm.recording.recorder import SessionRecorder
-from mm.risk.base import RiskAction
+from mm.risk.aggregate import AggregateUsage
+from mm.risk.base import RiskAction, RiskContext
 from mm.risk.engine import RiskOutcome
+from mm.risk.states import TradingState
 from mm.strategy.engine import SLOTS, QuoteResult
 
 if TYPE_CHECKING:
@@ -45,6 +47,30 @@ def quote_set(quotes: QuoteSet | None) -> dict[str, tuple[int, int] | None] | No
         "yes_ask": quote_units(quotes.yes_ask),
         "no_bid": quote_units(quotes.no_bid),
         "no_ask": quote_units(quotes.no_ask),
+    }
+
+
+def risk_inputs(
+    context: RiskContext | None,
+    usage: AggregateUsage | None,
+    states: tuple[TradingState, TradingState, TradingState] | None,
+) -> dict[str, Any] | None:
+    """The risk engine's inputs beyond the quotes, in exact units ($0.0001, 1/100 contract)."""
+    if context is None:
+        return None
+    return {
+        "notional_units": context.notional_units,
+        "realized_pnl_units": context.realized_pnl_units,
+        "unrealized_pnl_units": context.unrealized_pnl_units,
+        "fees_units": context.fees_units,
+        "hourly_pnl_units": context.hourly_pnl_units,
+        "daily_pnl_units": context.daily_pnl_units,
+        "drawdown_units": context.drawdown_units,
+        "states": [s.label for s in states] if states is not None else None,
+        "usage": [
+            [m.market_id, m.notional_units, m.contracts_units, m.hourly_pnl_units, m.daily_pnl_units, m.active]
+            for m in (usage.markets.values() if usage is not None else ())
+        ],
     }
 
 
@@ -86,9 +112,14 @@ def record_quote(
     grid: TickGrid,
     result: QuoteResult,
     outcome: RiskOutcome,
+    *,
+    usage: AggregateUsage | None = None,
+    states: tuple[TradingState, TradingState, TradingState] | None = None,
 ) -> None:
     """``quote_generated``: the strategy's inputs beside its outputs and the risk outcome; ``volatility_update``
-    first when σ changed. The mid is the exact book mid (the engine receives ``float(mid)``)."""
+    first when σ changed. The mid is the exact book mid (the engine receives ``float(mid)``). ``inputs.risk``
+    carries what the risk engine saw besides the quotes — the context's PnL, the aggregate usage and the node,
+    policy and market trading states — so a replay evaluates the same rules on the same numbers."""
     sigma = result.volatility
     if sigma != runtime.recorded_sigma:
         runtime.recorded_sigma = sigma
@@ -109,6 +140,7 @@ def record_quote(
                 "volatility": sigma,
                 "now_us": now,
                 "grid": [(r.start, r.end, r.step) for r in grid.ranges],
+                "risk": risk_inputs(outcome.context, usage, states),
             },
             "strategy": strategy_payload(result),
             "risk": risk_payload(outcome),

@@ -31,6 +31,16 @@ from mm.strategy.registry import build_engine
 
 __all__ = ["EngineQuotePath"]
 
+_PNL_FIELDS = (
+    "notional_units",
+    "realized_pnl_units",
+    "unrealized_pnl_units",
+    "fees_units",
+    "hourly_pnl_units",
+    "daily_pnl_units",
+    "drawdown_units",
+)
+
 
 def _validated(model: type[Any], data: Mapping[str, Any] | None, what: str) -> Any:
     try:
@@ -97,16 +107,48 @@ class EngineQuotePath:
                 grid=call.grid,
             )
         )
-        account = call.account or {}
-        position = call.inventory_units
-        # PnL as of the last state_snapshot: quote_generated does not record the risk context's PnL fields.
-        cost_basis = int(account.get("cost_basis_micros", 0))
-        realized = int(account.get("realized_micros", 0))
-        unrealized = int(account.get("unrealized_micros", 0))
-        fees = int(account.get("fees_micros", 0))
         book = call.book
         if book is None:
             raise ReplayError(f"record {call.index}: a quote with no book recorded before it (book recording off?)")
+        position = call.inventory_units
+        recorded = call.risk_inputs
+        if recorded is not None:
+            # What the node's risk engine saw, as recorded with the quote: the same rules on the same numbers.
+            pnl = {k: int(recorded[k]) for k in _PNL_FIELDS}
+            usage = AggregateUsage(
+                {
+                    str(m[0]): MarketUsage(str(m[0]), int(m[1]), int(m[2]), int(m[3]), int(m[4]), bool(m[5]))
+                    for m in recorded.get("usage") or []
+                }
+            )
+            states = recorded.get("states")
+            node_state, policy_state, market_state = (
+                tuple(TradingState.parse(str(x)) for x in states)
+                if states
+                else (self._node_state, self._policy_state, self._market_state)
+            )
+        else:
+            # An older recording: PnL as of the last state_snapshot, this market alone.
+            account = call.account or {}
+            cost_basis = int(account.get("cost_basis_micros", 0))
+            pnl = dict.fromkeys(_PNL_FIELDS, 0)
+            pnl.update(
+                notional_units=cost_basis // 100,
+                realized_pnl_units=int(account.get("realized_micros", 0)) // 100,
+                unrealized_pnl_units=int(account.get("unrealized_micros", 0)) // 100,
+                fees_units=int(account.get("fees_micros", 0)) // 100,
+            )
+            usage = AggregateUsage(
+                {
+                    call.ticker: MarketUsage(
+                        market_id=call.ticker,
+                        notional_units=cost_basis // 100,
+                        contracts_units=abs(position),
+                        active=position != 0 or bool(account.get("open_orders")),
+                    )
+                }
+            )
+            node_state, policy_state, market_state = self._node_state, self._policy_state, self._market_state
         context = RiskContext(
             market_id=call.ticker,
             now_us=now,
@@ -116,29 +158,22 @@ class EngineQuotePath:
             max_inventory_units=int(self.strategy.max_inventory * QTY_SCALE),
             yes_units=max(position, 0),
             no_units=max(-position, 0),
-            notional_units=cost_basis // 100,
-            realized_pnl_units=realized // 100,
-            unrealized_pnl_units=unrealized // 100,
-            fees_units=fees // 100,
+            notional_units=pnl["notional_units"],
+            realized_pnl_units=pnl["realized_pnl_units"],
+            unrealized_pnl_units=pnl["unrealized_pnl_units"],
+            fees_units=pnl["fees_units"],
+            hourly_pnl_units=pnl["hourly_pnl_units"],
+            daily_pnl_units=pnl["daily_pnl_units"],
+            drawdown_units=pnl["drawdown_units"],
             time_to_settlement_seconds=seconds_left,
             volatility=result.volatility,
-        )
-        usage = AggregateUsage(
-            {
-                call.ticker: MarketUsage(
-                    market_id=call.ticker,
-                    notional_units=cost_basis // 100,
-                    contracts_units=abs(position),
-                    active=position != 0 or bool(account.get("open_orders")),
-                )
-            }
         )
         outcome = self.risk.evaluate(
             result.quotes,
             context,
-            node_state=self._node_state,
-            policy_state=self._policy_state,
-            market_state=self._market_state,
+            node_state=node_state,
+            policy_state=policy_state,
+            market_state=market_state,
             usage=usage,
         )
         return {"volatility": result.volatility, "strategy": strategy_payload(result), "risk": risk_payload(outcome)}

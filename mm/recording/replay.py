@@ -149,6 +149,8 @@ class QuoteCall:
     book: OrderBook | None
     account: Mapping[str, Any] | None
     """This Market's account entry in the latest ``state_snapshot`` (position, PnL, open orders), if any."""
+    risk_inputs: Mapping[str, Any] | None = None
+    """What the risk engine saw besides the quotes (PnL, aggregate usage, trading states), when recorded."""
 
 
 class QuotePath(Protocol):
@@ -428,6 +430,7 @@ class SessionReplayer:
             grid=grid,
             book=book,
             account=_account(state.snapshot, market.config),
+            risk_inputs=inputs.get("risk"),
         )
         got = _json(path.quote(call))
         found = compare(inputs.get("volatility"), got.get("volatility", _MISSING), "inputs.volatility")

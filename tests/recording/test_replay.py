@@ -17,7 +17,7 @@ import pytest
 
 from mm.cli.main import main
 from mm.reconcilers.replay_path import EngineQuotePath
-from mm.recording.format import SessionFormatError, SessionRecord, read_session
+from mm.recording.format import SessionFormatError, SessionRecord, encode_record, read_session
 from mm.recording.replay import ReplayError, SessionReplayer, compare
 from mm.sim.types import BookSide as SimBookSide
 from tests.controller.harness import EXCHANGE_YAML, RISK_YAML, market_yaml, running_node, wait_until
@@ -255,3 +255,25 @@ def test_cli_missing_file_and_bad_mode(tmp_path: Path, capsys: pytest.CaptureFix
     assert "cannot open" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "nope.jsonl.gz"), "--mode", "warp"]) == 2
     assert "--mode must be one of" in capsys.readouterr().err
+
+
+def test_quotes_carry_the_risk_inputs_and_replay_evaluates_on_them(session: Path, tmp_path: Path) -> None:
+    """Each quote records what the risk engine saw besides the quotes (PnL, aggregate usage, trading states);
+    the replay evaluates on exactly those: a recorded hourly loss beyond the limit must change the outcome."""
+    records = read_session(session)
+    first = quotes_of(records)[0]
+    risk_inputs = first.data["inputs"]["risk"]
+    assert risk_inputs["states"] == ["active", "active", "active"]
+    assert [u[0] for u in risk_inputs["usage"]] == [first.market] or risk_inputs["usage"] == []
+    tampered = tmp_path / "tampered.jsonl.gz"
+    with gzip.open(tampered, "wb") as out:
+        for record in records:
+            data = dict(record.data)
+            if record.seq == first.seq:
+                inputs = dict(data["inputs"])
+                inputs["risk"] = {**risk_inputs, "hourly_pnl_units": -1_000_000, "daily_pnl_units": -1_000_000}
+                data["inputs"] = inputs
+            out.write(encode_record(record.seq, record.ts_us, record.type, record.market, data))
+    report = SessionReplayer(tampered, EngineQuotePath).run()
+    assert report.divergence is not None and report.divergence.seq == first.seq
+    assert report.divergence.field.startswith("risk.")
