@@ -277,3 +277,11 @@ def test_quotes_carry_the_risk_inputs_and_replay_evaluates_on_them(session: Path
     report = SessionReplayer(tampered, EngineQuotePath).run()
     assert report.divergence is not None and report.divergence.seq == first.seq
     assert report.divergence.field.startswith("risk.")
+
+
+def test_the_committed_example_session_replays_identically() -> None:
+    """examples/sessions/ holds a real `make demo` recording: the recorder and replay must stay compatible with it."""
+    example = next((Path(__file__).resolve().parents[2] / "examples" / "sessions").glob("session_*.jsonl.gz"))
+    report = SessionReplayer(example, EngineQuotePath).run()
+    assert report.divergence is None
+    assert report.quotes_checked > 100
