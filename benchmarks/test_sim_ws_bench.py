@@ -15,7 +15,7 @@ from pathlib import Path
 import websockets
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from mm.clock import datetime_to_us
+from mm.clock import WallClock, datetime_to_us
 from mm.sim.auth import auth_headers, load_private_key
 from mm.sim.exchange import ExchangeEvent
 from mm.sim.server import Simulator, SimulatorConfig
@@ -30,7 +30,7 @@ async def _round(tmp: Path) -> float:
     async with Simulator(config) as sim:
         ticker = next(iter(sim.state.markets))
         key = load_private_key(sim.api_key.key_file)
-        headers = auth_headers(sim.api_key.key_id, key, "GET", "/trade-api/ws/v2", int(time.time() * 1000))
+        headers = auth_headers(sim.api_key.key_id, key, "GET", "/trade-api/ws/v2", WallClock().now_us() // 1000)
         async with websockets.connect(sim.ws_url, additional_headers=headers, max_queue=None) as ws:
             await ws.send(
                 json.dumps(

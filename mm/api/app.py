@@ -153,7 +153,7 @@ def create_app(
             return {"ready": True}
         body: dict[str, Any] = {"ready": False}
         if authorised(bearer(request)):  # the reasons only for whoever holds the token
-            body["reasons"] = _not_ready_reasons(runtime)
+            body["reasons"] = runtime.not_ready_reasons()
         return JSONResponse(body, status_code=503)
 
     @public.get("/metrics")
@@ -367,16 +367,3 @@ def _problems(exc: SpecError) -> list[str]:
     if issues:
         return [redact_text(str(i)) for i in issues]
     return [redact_text(str(exc))]
-
-
-def _not_ready_reasons(runtime: NodeRuntime) -> list[str]:
-    reasons = []
-    if not runtime.resources.all("Exchange"):
-        reasons.append("no Exchange declared")
-    if runtime.node.node_switch.tripped:
-        reasons.append(f"kill switch tripped: {runtime.node.node_switch.state.reason}")
-    for exchange in runtime.resources.all("Exchange"):
-        conn = runtime.node.exchanges.get(exchange.name)
-        if conn is None or not conn.loaded or not conn.venue.connected:
-            reasons.append(f"Exchange/{exchange.name} not connected and synced")
-    return reasons

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
 from mm.domain.errors import MmError
+from mm.state.checkpoint import live_lock_holder
 
 __all__ = ["ApiError", "Target", "resolve_target"]
 
@@ -65,25 +65,10 @@ class Target:
         return body
 
 
-def _lock_holder_alive(state_dir: Path) -> bool:
-    lock = state_dir / "mmctl.lock"
-    try:
-        pid = int(orjson.loads(lock.read_bytes())["pid"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def resolve_target(server: str | None, state_dir: Path | None, token_env: str = "MMCTL_TOKEN") -> Target:
     directory = state_dir or Path(os.environ.get("MMCTL_STATE_DIR", str(DEFAULT_STATE_DIR)))
     url = server or os.environ.get("MMCTL_SERVER")
-    if url is None and _lock_holder_alive(directory) and (directory / "api-url").exists():
+    if url is None and live_lock_holder(directory / "mmctl.lock") is not None and (directory / "api-url").exists():
         url = (directory / "api-url").read_text().strip()
     token = os.environ.get(token_env)
     if token is None and (directory / "api-token").exists():

@@ -176,12 +176,10 @@ def apply(
             outcomes.append(ApplyOutcome(resource.kind, resource.name, action, generation, dry_run=True))
             continue
         previous_manager = _manager(stored) if stored is not None else ""
-        resources.apply(resource, source=manager, change_cause=change_cause)
+        resources.apply(resource, source=manager, change_cause=change_cause)  # a change records its manager
         now = resources.require(resource.kind, resource.name)
-        if action != "unchanged":
-            now.annotations[MANAGER] = manager
-            if previous_manager and previous_manager != manager and _protected(previous_manager):
-                now.annotations[OVERRIDDEN] = manager
+        if action != "unchanged" and previous_manager not in ("", manager) and _protected(previous_manager):
+            now.annotations[OVERRIDDEN] = manager
         outcomes.append(ApplyOutcome(resource.kind, resource.name, action, now.generation))
     return outcomes
 

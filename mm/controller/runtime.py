@@ -627,12 +627,20 @@ class NodeRuntime:
             "reconcile_failures": dict(self.manager.failures),
         }
 
-    def is_ready(self) -> bool:
-        """Ready: every Exchange connected and loaded, the kill switch not tripped."""
-        if not self.started or self.node.node_switch.tripped:
-            return False
+    def not_ready_reasons(self) -> list[str]:
+        """Why the node is not ready to trade (empty when it is): /ready and /status say these."""
+        reasons = [] if self.started else ["not started"]
         exchanges = self.resources.all("Exchange")
-        return bool(exchanges) and all(
-            (conn := self.node.exchanges.get(e.name)) is not None and conn.loaded and conn.venue.connected
-            for e in exchanges
-        )
+        if not exchanges:
+            reasons.append("no Exchange declared")
+        if self.node.node_switch.tripped:
+            reasons.append(f"kill switch tripped: {self.node.node_switch.state.reason}")
+        for exchange in exchanges:
+            conn = self.node.exchanges.get(exchange.name)
+            if conn is None or not conn.loaded or not conn.venue.connected:
+                reasons.append(f"Exchange/{exchange.name} not connected and synced")
+        return reasons
+
+    def is_ready(self) -> bool:
+        """Ready: started, every Exchange connected and loaded, the kill switch not tripped."""
+        return not self.not_ready_reasons()

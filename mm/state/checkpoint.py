@@ -272,6 +272,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def live_lock_holder(path: str | Path) -> LockInfo | None:
+    """Who holds the lock at ``path`` if that process is alive on this host (None: free, stale or unreadable)."""
+    try:
+        doc = orjson.loads(Path(path).read_bytes())
+        held = LockInfo(pid=int(doc["pid"]), host=str(doc["host"]), started_us=int(doc["started_us"]))
+    except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    if held.host != socket.gethostname():
+        return held  # another host's process: assume alive, we cannot check
+    return held if _pid_alive(held.pid) else None
+
+
 class LockFile:
     """The node's lock file: ``acquire`` at start-up, ``release`` on clean shutdown."""
 

@@ -111,11 +111,11 @@ async def test_materiality_avoids_churn_on_a_quiet_book(tmp_path: Path) -> None:
         await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
         sent = h.runtime.node.orders_sent
         reconciles = h.runtime.manager.reconciles
-        # a quiet minute of market time (the node's cycle keeps re-planning meanwhile)
-        for _ in range(6):
+        # a quiet minute of market time, the node re-planning every 10 s of it
+        for step in range(1, 7):
             h.base.advance(10)
-            await asyncio.sleep(0.2)
-        assert h.runtime.manager.reconciles > reconciles + 5  # it kept reconciling...
+            await wait_until(lambda s=step: h.runtime.manager.reconciles >= reconciles + s, what="a cycle")
+        assert h.runtime.manager.reconciles >= reconciles + 6  # it kept reconciling...
         assert h.runtime.node.orders_sent == sent  # ...and sent nothing
         assert len(h.our_orders(ticker)) == 2
 
@@ -152,7 +152,8 @@ async def test_the_kill_switch_cancels_all_orders_and_stays_halted_across_a_rest
         assert h.our_orders() == []  # the exchange confirms
         await wait_until(lambda: h.market_status("m1").get("phase") == "Halted", what="Halted")
         sent = h.runtime.node.orders_sent
-        await asyncio.sleep(0.6)
+        reconciles = h.runtime.manager.reconciles
+        await wait_until(lambda: h.runtime.manager.reconciles >= reconciles + 4, what="more cycles while halted")
         assert h.runtime.node.orders_sent == sent and h.our_orders() == []
         sim = h.sim
         await h.runtime.stop("pause")
@@ -161,8 +162,12 @@ async def test_the_kill_switch_cancels_all_orders_and_stays_halted_across_a_rest
         await restarted.start(admitted(*two_markets(h.tickers())))
         try:
             assert restarted.node.node_switch.tripped
-            await wait_until(lambda: restarted.node.exchanges.get("sim") is not None, what="reconnect")
-            await asyncio.sleep(1.0)
+            await wait_until(
+                lambda: all(
+                    restarted.resources.require("Market", m).status.get("phase") == "Halted" for m in ("m1", "m2")
+                ),
+                what="both markets planned (halted) after the restart",
+            )
             assert h.our_orders() == [] and restarted.node.orders_sent == 0
             assert not restarted.is_ready()
             restarted.resume(confirm=True, operator="tester")
@@ -363,7 +368,8 @@ spec:
                 await wait_until(
                     lambda: runtime.resources.require("Exchange", "sim").is_true("Stalled"), what="the refusal"
                 )
-                await asyncio.sleep(0.5)
+                reconciles = runtime.manager.reconciles
+                await wait_until(lambda: runtime.manager.reconciles >= reconciles + 3, what="markets retried meanwhile")
                 assert h.our_orders() == [] and runtime.node.orders_sent == 0
                 assert any(e[2] == "PositionImportRefused" and "7" in e[3] for e in runtime.node.events)
             else:

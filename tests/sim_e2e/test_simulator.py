@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ import websockets
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from mm.clock import datetime_to_us
+from mm.clock import WallClock, datetime_to_us
 from mm.sim.server import Simulator, SimulatorConfig
 
 TIMEOUT = 10.0
@@ -26,7 +25,7 @@ START = datetime_to_us(datetime(2026, 8, 13, 20, 30, tzinfo=UTC))  # the 17:00 E
 
 def signed(key: rsa.RSAPrivateKey, key_id: str, method: str, path: str) -> dict[str, str]:
     """kalshi-api.md §2: RSA-PSS(SHA-256, MGF1 SHA-256, salt = 32) over timestamp_ms + METHOD + path."""
-    ts = str(int(time.time() * 1000))  # a client signs with its own wall clock
+    ts = str(WallClock().now_us() // 1000)  # a client signs with its own wall clock
     message = (ts + method + path.split("?", maxsplit=1)[0]).encode()
     signature = key.sign(
         message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH), hashes.SHA256()
