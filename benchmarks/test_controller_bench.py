@@ -108,7 +108,7 @@ class _HotPath:
         self.reconciler = MarketReconciler(node)
         stored = resources.require("Market", "m1")
         self.spec: MarketSpec = stored.spec
-        self.runtime: MarketRuntime = self.reconciler._runtime("m1", self.spec, stored.generation)
+        self.runtime: MarketRuntime = self.reconciler._runtime("m1", self.spec, stored.generation, START)
         grid = TickGrid.linear_cent()
         self.feed = BookFeed(lambda sid, tickers: None, lambda ticker: grid, self.clock)
         exchange: ExchangeSpec = resources.require("Exchange", "sim").spec
@@ -138,7 +138,11 @@ class _HotPath:
         assert self.feed.apply(json.loads(_snapshot_frame(next(self.seq), yes, no, self.ts_ms()))) == TICKER
 
     def plan(self) -> OrderPlan:
-        plan, _phase, _why = self.reconciler._plan("m1", self.spec, self.runtime, self.conn, self.account, self.info)
+        # The cycle's one clock read, as MarketReconciler.reconcile makes it.
+        now = self.clock.now_us()
+        plan, _phase, _why = self.reconciler._plan(
+            "m1", self.spec, self.runtime, self.conn, self.account, self.info, now
+        )
         return plan
 
     def frame(self) -> OrderPlan:

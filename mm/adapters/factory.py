@@ -148,7 +148,8 @@ def build_adapter(
 ) -> ExchangeAdapter:
     """The adapter for ``spec`` (see the module docstring). ``environ`` defaults to ``os.environ``.
 
-    ``fill_model`` (paper only): ``trade_through`` (default), ``cross`` or ``queue`` (:mod:`mm.adapters.fill_models`).
+    ``fill_model`` (paper only): ``trade_through`` (default), ``cross``, ``queue`` or ``touch``
+    (:mod:`mm.adapters.fill_models`).
     """
     if execution not in ("paper", "live"):
         raise ValueError(f"execution must be 'paper' or 'live', not {execution!r}")

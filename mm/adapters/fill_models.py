@@ -1,13 +1,15 @@
 """Simulated fills for orders that never reach a venue (FR-604), shared by paper trading and backtests.
 
-Pure logic: no IO, no clock, no asyncio, no randomness. A model is fed the same market data a venue would
-show us — book states and public trades — plus our virtual orders, and answers which of those orders
-filled, how much and at what price, as :class:`SimFill` values. The caller (``PaperExecution`` live, a
-backtester replaying recorded books and trades) owns the orders and applies the fills; a model never
-mutates an :class:`Order`. Everything is in YES-book terms (:meth:`OrderRequest.yes_book`): a NO order is
-the YES-book order it is equivalent to, so one code path serves both contracts.
+Pure logic: no IO, no clock, no asyncio; randomness only from a generator the caller seeds (the queue
+model's optional ``rng``, which backtests use for their ``probabilistic`` mode). A model is fed the same
+market data a venue would show us — book states and public trades — plus our virtual orders, and answers
+which of those orders filled, how much and at what price, as :class:`SimFill` values. The caller
+(``PaperExecution`` live, a backtester replaying recorded books and trades) owns the orders and applies the
+fills; a model never mutates an :class:`Order`. Everything is in YES-book terms
+(:meth:`OrderRequest.yes_book`): a NO order is the YES-book order it is equivalent to, so one code path
+serves both contracts.
 
-Three models (ADR 014):
+Four models (ADR 014, ADR 021):
 
 * :class:`CrossFillModel` (``cross``) — the requirements' top-of-book rule: a resting YES-book bid fills
   when the best YES ask reaches it, at that ask, for ``min(remaining, ask size)``; asks symmetrically.
@@ -19,6 +21,11 @@ Three models (ADR 014):
   at P from a taker *sell* printed below P. It fills at its own limit price, up to the printed size, which
   is consumed once across all our orders. A touch (a print at our price) never fills; a book that merely
   crosses our price never fills.
+* :class:`TouchFillModel` (``touch``) — the optimistic bound: we are always at the front of the queue. A print
+  *at or through* our price fills us (up to its size, consumed once across our orders), and the top-of-book
+  rule of ``cross`` applies too. On real data a book rarely crosses a resting price (the trade happens
+  instead), so ``cross`` alone fills less than a queue estimate; ``touch`` does not. A backtest's
+  ``optimistic`` mode.
 * :class:`QueueFillModel` (``queue``) — hftbacktest's probabilistic queue position: when an order rests
   we record the size queued ahead of it at its price; trades at our price eat that queue first and then
   fill us; other decreases of the level are split between ahead and behind us by
@@ -36,6 +43,7 @@ priority (oldest first); models sort by price themselves, stably. Passive fills 
 from __future__ import annotations
 
 import math
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -57,6 +65,7 @@ __all__ = [
     "QueueFillModel",
     "QueueShare",
     "SimFill",
+    "TouchFillModel",
     "TradeThroughFillModel",
     "by_priority",
     "crosses",
@@ -67,7 +76,7 @@ __all__ = [
     "taker_fill",
 ]
 
-FillModelName = Literal["cross", "trade_through", "queue"]
+FillModelName = Literal["cross", "trade_through", "queue", "touch"]
 FILL_MODEL_NAMES: Final[tuple[str, ...]] = get_args(FillModelName)
 
 _BID: Final = BookSide.BID
@@ -272,6 +281,21 @@ class TradeThroughFillModel(_TapeModel):
         return []  # a displayed cross is not a trade: never fill on the book alone
 
 
+class TouchFillModel(_TapeModel):
+    """Front of every queue: prints at or through our price fill us, and so does a book that crosses us."""
+
+    name = "touch"
+
+    def __init__(self) -> None:
+        self._cross = CrossFillModel()
+
+    def _at_price(self, order: Order, printed: int, taken: int) -> int:
+        return printed - taken  # nobody ahead of us
+
+    def on_book(self, book: OrderBook, resting: Sequence[Order]) -> list[SimFill]:
+        return self._cross.on_book(book, resting)
+
+
 # ---------------------------------------------------------------------------------------------- queue model
 
 QueueShare = Callable[[int, int], float]
@@ -333,12 +357,18 @@ class QueueFillModel(_TapeModel):
 
     Assumes a trade is seen before the book change it caused (as hftbacktest does); a feed that delivers the
     book change first advances our queue position twice for that size (optimistic).
+
+    With ``rng`` (a seeded generator) the model is *random* instead of taking expected values: each decrease is
+    one cancel that came wholly from ahead of us with probability ``share(ahead, behind)``, else from behind —
+    the same expectation, but runs differ by seed the way real queue luck does (a backtest's
+    ``probabilistic`` mode). The same seed gives the same fills.
     """
 
     name = "queue"
 
-    def __init__(self, share: QueueShare | None = None) -> None:
+    def __init__(self, share: QueueShare | None = None, *, rng: random.Random | None = None) -> None:
         self.share: QueueShare = share if share is not None else PowerQueueShare()
+        self._rng = rng
         self._queue: dict[str, _QueuePos] = {}
 
     def queue_ahead(self, order_id: str) -> int | None:
@@ -371,7 +401,10 @@ class QueueFillModel(_TapeModel):
                 ahead = new if pos is None or pos.ahead is None else min(pos.ahead, new)
                 self._queue[order_key(order)] = _QueuePos(ahead, new)
                 continue
-            self._advance(pos, new)
+            if new != pos.level:
+                # An update elsewhere in the book says nothing about our queue; it must not drop the prints
+                # at our price that the level's own decrease has yet to reflect.
+                self._advance(pos, new)
         return []
 
     def _advance(self, pos: _QueuePos, new: int) -> None:
@@ -381,7 +414,11 @@ class QueueFillModel(_TapeModel):
         pos.level, pos.traded = new, 0
         if chg > 0:  # growth joins the back of the queue: only a decrease can move us up
             behind = max(after_trades - pos.ahead, 0)
-            pos.ahead -= math.floor(self.share(pos.ahead, behind) * chg)
+            share = self.share(pos.ahead, behind)
+            if self._rng is None:
+                pos.ahead -= math.floor(share * chg)
+            elif self._rng.random() < share:
+                pos.ahead -= chg
         # The level cannot hold less than what is ahead of us. This also covers a decrease larger than
         # ``share`` leaves for those behind us when they hold less: the excess came from ahead.
         pos.ahead = max(min(pos.ahead, new), 0)
@@ -401,11 +438,13 @@ _MODELS: Final[dict[str, Callable[[], FillModel]]] = {
     "cross": CrossFillModel,
     "trade_through": TradeThroughFillModel,
     "queue": QueueFillModel,
+    "touch": TouchFillModel,
 }
 
 
 def fill_model_from_name(name: str) -> FillModel:
-    """A fresh model for a configuration name: ``cross``, ``trade_through`` or ``queue`` (default parameters)."""
+    """A fresh model for a configuration name: ``cross``, ``trade_through``, ``queue`` or ``touch`` (default
+    parameters)."""
     factory = _MODELS.get(name)
     if factory is None:
         raise ValueError(f"fill model must be one of {', '.join(FILL_MODEL_NAMES)}, not {name!r}")

@@ -43,7 +43,15 @@ from mm.adapters.errors import (
     OrderRejectedError,
     OrderSizeError,
 )
-from mm.adapters.paper import PAPER_CAPABILITIES, VirtualAccount, check_on_grid, validate_virtual_order
+from mm.adapters.paper import (
+    PAPER_CAPABILITIES,
+    VirtualAccount,
+    check_on_grid,
+    matching_fills,
+    matching_markets,
+    order_with_client_id,
+    validate_virtual_order,
+)
 from mm.clock import Clock
 from mm.domain.book import OrderBook
 from mm.domain.events import ExchangeEvent, FillEvent, OrderUpdate, Settlement
@@ -219,11 +227,7 @@ class MockExchangeAdapter(ExchangeAdapter):
 
     async def list_markets(self, *, series: Sequence[str] = (), status: str | None = None) -> list[MarketInfo]:
         await self._enter("list_markets", tuple(series), status)
-        return [
-            self._with_top(m)
-            for m in self.markets.values()
-            if (not series or m.series_id in series) and (status is None or m.status == status)
-        ]
+        return [self._with_top(m) for m in matching_markets(self.markets.values(), series, status)]
 
     async def get_market(self, market_id: str) -> MarketInfo:
         await self._enter("get_market", market_id)
@@ -309,18 +313,11 @@ class MockExchangeAdapter(ExchangeAdapter):
 
     async def get_order_by_client_id(self, client_order_id: str, market_id: str | None = None) -> Order | None:
         await self._enter("get_order_by_client_id", client_order_id, market_id)
-        for order in self.orders.values():
-            if order.client_order_id == client_order_id and market_id in (None, order.request.market_id):
-                return order
-        return None
+        return order_with_client_id(self.orders.values(), client_order_id, market_id)
 
     async def get_fills(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Fill]:
         await self._enter("get_fills", since_us, market_id)
-        return [
-            f
-            for f in self.fills
-            if (since_us is None or f.timestamp_us >= since_us) and market_id in (None, f.market_id)
-        ]
+        return matching_fills(self.fills, since_us, market_id)
 
     async def get_settlements(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Settlement]:
         await self._enter("get_settlements", since_us, market_id)
@@ -359,7 +356,8 @@ class MockExchangeAdapter(ExchangeAdapter):
 
     def _validate(self, order: OrderRequest) -> None:
         info = self.markets.get(order.market_id)
-        validate_virtual_order(order, self.orders.values(), info, info.grid if info is not None else None)
+        used = {o.client_order_id for o in self.orders.values()}
+        validate_virtual_order(order, used, info, info.grid if info is not None else None)
 
     def _check_price(self, order: OrderRequest) -> None:
         info = self.markets.get(order.market_id)

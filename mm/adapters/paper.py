@@ -30,7 +30,7 @@ Money is exact: prices and sizes are integer units, cash is ``Decimal``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Final
@@ -63,7 +63,18 @@ from mm.domain.price import PRICE_SCALE, Price, Quantity
 from mm.domain.sides import BookSide, Side, TimeInForce
 from mm.domain.ticks import TickGrid
 
-__all__ = ["PAPER_CAPABILITIES", "PaperExecution", "VirtualAccount", "reserved_for", "yes_book_price"]
+__all__ = [
+    "PAPER_CAPABILITIES",
+    "PaperExecution",
+    "VirtualAccount",
+    "get_market_via",
+    "list_markets_via",
+    "matching_fills",
+    "matching_markets",
+    "order_with_client_id",
+    "reserved_for",
+    "yes_book_price",
+]
 
 PAPER_CAPABILITIES: Final = Capabilities(
     amend=True,
@@ -178,17 +189,59 @@ def check_on_grid(order: OrderRequest, grid: TickGrid | None) -> None:
 
 
 def validate_virtual_order(
-    order: OrderRequest, existing: Iterable[Order], info: MarketInfo | None, grid: TickGrid | None
+    order: OrderRequest, used_client_ids: Container[str], info: MarketInfo | None, grid: TickGrid | None
 ) -> None:
     """The venue's checks for an order that never leaves the process (paper and mock adapters share them):
-    a unique client order id (409), an active market, a price on the grid."""
-    if any(o.client_order_id == order.client_order_id for o in existing):
+    a unique client order id (409: ``used_client_ids`` holds every id used before), an active market, a price
+    on the grid."""
+    if order.client_order_id in used_client_ids:
         raise DuplicateClientOrderIdError(
             f"client order id {order.client_order_id!r} was used before", status=409, code="order_already_exists"
         )
     if info is not None and info.status != "active":
         raise MarketInactiveError(f"market {order.market_id!r} is {info.status}", status=400, code="market_closed")
     check_on_grid(order, grid)
+
+
+def matching_markets(markets: Iterable[MarketInfo], series: Sequence[str], status: str | None) -> list[MarketInfo]:
+    """``list_markets``' filter over the markets an adapter holds itself (paper, mock and replay share it)."""
+    return [m for m in markets if (not series or m.series_id in series) and (status is None or m.status == status)]
+
+
+def order_with_client_id(orders: Iterable[Order], client_order_id: str, market_id: str | None) -> Order | None:
+    """``get_order_by_client_id`` over the orders an adapter holds itself (paper, mock and replay share it)."""
+    for order in orders:
+        if order.client_order_id == client_order_id and market_id in (None, order.request.market_id):
+            return order
+    return None
+
+
+def matching_fills(fills: Iterable[Fill], since_us: int | None, market_id: str | None) -> list[Fill]:
+    """``get_fills``' filter over the fills an adapter holds itself (paper, mock and replay share it)."""
+    return [f for f in fills if (since_us is None or f.timestamp_us >= since_us) and market_id in (None, f.market_id)]
+
+
+async def list_markets_via(
+    data: ExchangeAdapter | None, own: Mapping[str, MarketInfo], series: Sequence[str], status: str | None
+) -> list[MarketInfo]:
+    """``list_markets`` of an adapter whose market reads go to its ``data`` adapter when it has one, else to the
+    markets it holds (``own``) — paper and replay share it."""
+    if data is not None:
+        return await data.list_markets(series=series, status=status)
+    return matching_markets(own.values(), series, status)
+
+
+async def get_market_via(
+    data: ExchangeAdapter | None, own: Mapping[str, MarketInfo], market_id: str, missing: str
+) -> MarketInfo:
+    """``get_market`` likewise; a market it does not hold is a 404 whose message is ``missing`` formatted with the
+    id's repr."""
+    if data is not None:
+        return await data.get_market(market_id)
+    info = own.get(market_id)
+    if info is None:
+        raise ExchangeError(missing.format(market_id), status=404, code="not_found")
+    return info
 
 
 class PaperExecution(ExchangeAdapter):
@@ -220,6 +273,10 @@ class PaperExecution(ExchangeAdapter):
         self.account = VirtualAccount(starting_balance)
         self.orders: dict[str, Order] = {}
         """Every paper order by its (paper) exchange order id, in placement order."""
+        self._live_orders: dict[str, Order] = {}
+        """The live ones only, in placement order: what fill models and open-order queries walk, so a long
+        session (a backtest places thousands of orders) does not walk every order it ever placed."""
+        self._client_ids: set[str] = set()
         self.fills: list[Fill] = []
         """Every paper fill in time order (the PnL inputs)."""
         self.handler_failures = 0
@@ -318,21 +375,10 @@ class PaperExecution(ExchangeAdapter):
         return self.book(market_id) is None
 
     async def list_markets(self, *, series: Sequence[str] = (), status: str | None = None) -> list[MarketInfo]:
-        if self._data is not None:
-            return await self._data.list_markets(series=series, status=status)
-        return [
-            m
-            for m in self._markets.values()
-            if (not series or m.series_id in series) and (status is None or m.status == status)
-        ]
+        return await list_markets_via(self._data, self._markets, series, status)
 
     async def get_market(self, market_id: str) -> MarketInfo:
-        if self._data is not None:
-            return await self._data.get_market(market_id)
-        try:
-            return self._markets[market_id]
-        except KeyError:
-            raise ExchangeError(f"unknown market {market_id!r}", status=404, code="not_found") from None
+        return await get_market_via(self._data, self._markets, market_id, "unknown market {!r}")
 
     async def place_order(self, order: OrderRequest) -> Order:
         now = self._clock.now_us()
@@ -418,22 +464,15 @@ class PaperExecution(ExchangeAdapter):
         return self._live(market_id)
 
     async def get_order_by_client_id(self, client_order_id: str, market_id: str | None = None) -> Order | None:
-        for order in self.orders.values():
-            if order.client_order_id == client_order_id and market_id in (None, order.request.market_id):
-                return order
-        return None
+        return order_with_client_id(self.orders.values(), client_order_id, market_id)
 
     async def get_fills(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Fill]:
-        return [
-            f
-            for f in self.fills
-            if (since_us is None or f.timestamp_us >= since_us) and market_id in (None, f.market_id)
-        ]
+        return matching_fills(self.fills, since_us, market_id)
 
     # ------------------------------------------------------------------ internals
 
     def _validate(self, order: OrderRequest) -> None:
-        validate_virtual_order(order, self.orders.values(), self._markets.get(order.market_id), self._grid(order))
+        validate_virtual_order(order, self._client_ids, self._markets.get(order.market_id), self._grid(order))
 
     def _validate_price(self, order: OrderRequest) -> None:
         check_on_grid(order, self._grid(order))
@@ -451,11 +490,27 @@ class PaperExecution(ExchangeAdapter):
         return info.grid if info is not None else (book.grid if book is not None else None)
 
     def _live(self, market_id: str | None) -> list[Order]:
-        return [o for o in self.orders.values() if o.status.is_live and market_id in (None, o.request.market_id)]
+        return [o for o in self._live_orders.values() if market_id in (None, o.request.market_id)]
 
     def _resting(self, market_id: str) -> list[Order]:
         """One market's live orders in time priority, as the fill models expect them."""
-        return sorted(self._live(market_id), key=lambda o: self._seq[o.exchange_order_id or ""])
+        live = self._live(market_id)
+        if len(live) < 2:
+            return live
+        return sorted(live, key=lambda o: self._seq[o.exchange_order_id or ""])
+
+    def live_orders(self, market_id: str | None = None) -> list[Order]:
+        """The live orders (of ``market_id``, or all), in placement order — ``get_open_orders`` without a
+        coroutine, for synchronous drivers such as the backtester."""
+        return self._live(market_id)
+
+    def take_events(self) -> list[ExchangeEvent]:
+        """Remove and return the queued events, for a synchronous driver with no handlers (the backtester reads
+        :attr:`fills` and :attr:`orders` instead): without it, ``on_book``/``on_trade`` fills would queue events
+        that only an async operation's flush ever removes."""
+        events = list(self._outbox)
+        self._outbox.clear()
+        return events
 
     def _take_seq(self) -> int:
         self._next_seq += 1
@@ -463,7 +518,13 @@ class PaperExecution(ExchangeAdapter):
 
     def _set(self, order: Order) -> Order:
         """Store a new state of a virtual order and queue its :class:`OrderUpdate`."""
-        self.orders[order.exchange_order_id or ""] = order
+        key = order.exchange_order_id or ""
+        self.orders[key] = order
+        self._client_ids.add(order.client_order_id)
+        if order.status.is_live:
+            self._live_orders[key] = order
+        else:
+            self._live_orders.pop(key, None)
         self._outbox.append(OrderUpdate(order, order.updated_us))
         return order
 

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from mm import __version__
 from mm.cli import resource_cmds
+from mm.cli.backtest_cmd import backtest, sweep
 from mm.cli.doctor_cmd import doctor
 from mm.cli.exit_codes import ExitCode, exit_code_for
 from mm.cli.quote_cmd import quote
@@ -47,6 +48,8 @@ app.command()(kill)
 app.command()(resume)
 app.command()(doctor)
 app.command()(replay)
+app.command()(backtest)
+app.command()(sweep)
 for _verb in (
     resource_cmds.apply,
     resource_cmds.diff,

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from mm.adapters.base import ExchangeAdapter, MarketInfo
-from mm.adapters.kalshi.adapter import KalshiAdapter
+from mm.adapters.errors import ExchangeError, OrderNotFoundError
 from mm.adapters.paper import PaperExecution
 from mm.clock import Clock, WallClock
 from mm.controller.orders import OrderTracker
 from mm.controller.resources import ResourceStore, key_of
 from mm.domain.events import (
+    BookState,
     BookUpdated,
     ConnectionState,
     ExchangeEvent,
@@ -36,19 +37,24 @@ from mm.domain.events import (
     ResyncRequired,
 )
 from mm.domain.fees import FeeSchedule
+from mm.domain.orders import Order
 from mm.observability.metrics import Metrics
-from mm.recording.recorder import SessionRecorder
+from mm.recording.order_records import order_payload
+from mm.recording.recorder import RecordSink
+from mm.risk.aggregate import MarketUsage
 from mm.risk.kill_switch import InMemoryLatch, KillSwitch, KillSwitchLatch
 from mm.specs.exchange import ExchangeSpec
 from mm.specs.risk import KillSwitch as KillSwitchSpec
 from mm.state.ledger import Ledger
 from mm.state.records import EventRecord, FillRecord, OrderRecord, Record
 
-__all__ = ["Account", "ExchangeConnection", "Execution", "NodeContext"]
+__all__ = ["Account", "ExchangeConnection", "Execution", "ExternalUsage", "NodeContext", "venue_connected"]
 
 _logger = logging.getLogger(__name__)
 
 Execution = Literal["paper", "live"]
+ExternalUsage = Callable[["Account", int], Mapping[str, MarketUsage]]
+"""(account, now µs) → the usage of markets the ledger does not hold, by market id (see ``external_usage``)."""
 PAPER_BALANCE_MICROS = 10_000 * 1_000_000
 
 
@@ -68,7 +74,8 @@ class ExchangeConnection:
     name: str
     digest: str
     spec: ExchangeSpec
-    venue: KalshiAdapter
+    venue: ExchangeAdapter
+    """The venue's adapter: market data, the live account's orders (Kalshi, or a replay's recording)."""
     accounts: dict[str, Account] = field(default_factory=dict)
     markets: dict[str, MarketInfo] = field(default_factory=dict)
     """Market facts by ticker (close time, grid, status), refreshed by get_market / list_markets."""
@@ -76,6 +83,11 @@ class ExchangeConnection:
     loaded: bool = False
     """Positions and open orders were loaded: only then may anything trade (design.md §4)."""
     last_resync_us: int = 0
+
+
+def venue_connected(venue: ExchangeAdapter) -> bool:
+    """Whether a venue adapter's connection is up; adapters without one (replay, paper, mock) always are."""
+    return bool(getattr(venue, "connected", True))
 
 
 class NodeContext:
@@ -119,14 +131,19 @@ class NodeContext:
         """Where checkpoints live (set by the runtime)."""
         self.kill: Callable[[str, str], Awaitable[int]] | None = None
         """Set by the runtime: trip the node kill switch and cancel everything (reason, source)."""
-        self.recorder: SessionRecorder | None = None
+        self.recorder: RecordSink | None = None
         """The session recorder (FR-901) when the TradingNode's ``recording.enabled``; None otherwise, which is
         all the hot path checks."""
+        self.external_usage: ExternalUsage | None = None
+        """Replay only: the aggregate usage of markets outside the recording being replayed (as it recorded
+        them), for the aggregate risk limits. None when trading: every market is in the ledger."""
 
-    def note_order_results(self, results: Iterable[bool], policy: KillSwitchSpec) -> str | None:
-        """Record order outcomes (True = rejected) and return a reason when the reject rate over the policy's
-        window exceeds its limit (a kill switch trigger: something is systematically wrong)."""
-        now = self.clock.now_us()
+    def note_order_results(
+        self, results: Iterable[bool], policy: KillSwitchSpec, now_us: int | None = None
+    ) -> str | None:
+        """Record order outcomes (True = rejected) at ``now_us`` (default: now) and return a reason when the
+        reject rate over the policy's window exceeds its limit (a kill switch trigger: something is wrong)."""
+        now = self.clock.now_us() if now_us is None else now_us
         window = int(policy.reject_window_seconds * 1_000_000)
         results_deque = self._order_results
         for rejected in results:
@@ -200,6 +217,25 @@ class NodeContext:
     def accounts(self) -> list[Account]:
         return [a for conn in self.exchanges.values() for a in conn.accounts.values()]
 
+    def record_node_cancel(
+        self, account: Account, orders: Sequence[Order], results: Sequence[ExchangeError | None], reason: str
+    ) -> None:
+        """A cancel of our orders decided outside the Market reconciler (kill switch, shutdown, rollback), with
+        the venue's answers: ``node_cancel`` in each recorded market's session, which a replay applies as given."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        by_market: dict[str, list[list[str | None]]] = {}
+        for order, error in zip(orders, results, strict=False):
+            market = order.request.market_id
+            if market in recorder.markets:
+                ok = error is None or isinstance(error, OrderNotFoundError)
+                by_market.setdefault(market, []).append([order.exchange_order_id, None if ok else type(error).__name__])
+        for market, answers in by_market.items():
+            recorder.record(
+                "node_cancel", market, {"execution": account.execution, "reason": reason, "orders": answers}
+            )
+
     # ------------------------------------------------------------------ routing
 
     def markets_trading(self, exchange: str, ticker: str | None = None) -> list[str]:
@@ -253,6 +289,13 @@ class NodeContext:
         if isinstance(event, ResyncRequired):
             self.enqueue(key_of("Exchange", exchange))
             return
+        if (
+            isinstance(event, BookState)
+            and self.recorder is not None
+            and self.markets_trading(exchange, event.market_id)
+        ):
+            # a book the node must not quote on (or may again): a replay's book is stale exactly here too
+            self.recorder.record("book_state", event.market_id, {"stale": event.stale, "reason": event.reason})
         # BookState and others: the markets re-read their books
         market_id = getattr(event, "market_id", None)
         for key in self.markets_trading(exchange, market_id):
@@ -303,6 +346,12 @@ class NodeContext:
             done.add(event.market_id)
             held = account.ledger.net_units(event.market_id)
             payout = account.ledger.apply_settlement(event.market_id, value, event.timestamp_us)
+            if self.recorder is not None and event.market_id in self.recorder.markets:
+                self.recorder.record(
+                    "market_settled",
+                    event.market_id,
+                    {"execution": account.execution, "value_units": value, "venue_ts_us": event.timestamp_us},
+                )
             self.event(
                 f"Exchange/{conn.name}",
                 "Settled",
@@ -314,7 +363,7 @@ class NodeContext:
 # ---------------------------------------------------------------------- recording (FR-901), off the common path
 
 
-def _record_market_data(recorder: SessionRecorder, event: BookUpdated | PublicTrade) -> None:
+def _record_market_data(recorder: RecordSink, event: BookUpdated | PublicTrade) -> None:
     if isinstance(event, BookUpdated):
         # The event carries the live book, not the change: the recorder copies its levels and its writer derives
         # the book_delta records from consecutive copies (see mm.recording.recorder).
@@ -333,27 +382,16 @@ def _record_market_data(recorder: SessionRecorder, event: BookUpdated | PublicTr
     )
 
 
-def _record_order_update(recorder: SessionRecorder, execution: Execution, event: OrderUpdate) -> None:
+def _record_order_update(recorder: RecordSink, execution: Execution, event: OrderUpdate) -> None:
     order = event.order
-    request = order.request
-    recorder.record(
-        "order_update",
-        request.market_id,
-        {
-            "client_order_id": request.client_order_id,
-            "exchange_order_id": order.exchange_order_id,
-            "status": order.status.value,
-            "price_units": request.price.units,
-            "size_units": request.quantity.units,
-            "filled_units": order.filled.units,
-            "remaining_units": order.remaining.units,
-            "execution": execution,
-            "venue_ts_us": event.timestamp_us,
-        },
-    )
+    # the whole order as the venue reported it (a replay hands the node exactly this Order)
+    data = order_payload(order)
+    data["execution"] = execution
+    data["venue_ts_us"] = event.timestamp_us
+    recorder.record("order_update", order.request.market_id, data)
 
 
-def _record_fill(recorder: SessionRecorder, account: Account, event: FillEvent) -> None:
+def _record_fill(recorder: RecordSink, account: Account, event: FillEvent) -> None:
     fill = event.fill
     order = account.tracker.get(fill.order_id)
     recorder.record(

@@ -82,6 +82,19 @@ class OrderTracker:
     def pending_in(self, market_id: str) -> list[PendingCreate]:
         return [p for p in (*self._pending.values(), *self.unknown.values()) if p.request.market_id == market_id]
 
+    def awaiting_answer(self, market_id: str) -> list[PendingCreate]:
+        """Creates of ``market_id`` sent and not answered yet (not the unknown ones)."""
+        return [p for p in self._pending.values() if p.request.market_id == market_id]
+
+    def finished_ids(self, limit: int) -> list[str]:
+        """The exchange ids of the last ``limit`` orders known to be over, oldest first (for a snapshot)."""
+        return list(self._finished)[-limit:] if limit > 0 else []
+
+    def restore_finished(self, exchange_order_ids: Iterable[str]) -> None:
+        """Remember these orders as over (restoring a snapshot): late "resting" updates of them are ignored."""
+        for order_id in exchange_order_ids:
+            self._finish(order_id)
+
     # ------------------------------------------------------------------ venue truth
 
     def update(self, order: Order) -> bool:

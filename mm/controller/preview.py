@@ -101,7 +101,7 @@ def preview_plans(runtime: NodeRuntime, admitted: Sequence[AdmittedResource]) ->
         s_spec, r_spec, digest = reconciler._effective(spec)  # the same merge the Market uses
         candidate = reconciler._build(name, s_spec, r_spec, digest, stored.generation, current)
         candidate.last_update_us = None  # a preview shows the target, not the throttle
-        plan, phase, why = reconciler._plan(name, spec, candidate, conn, account, info)
+        plan, phase, why = reconciler._plan(name, spec, candidate, conn, account, info, scratch.clock.now_us())
         lines = describe_plan(plan)
         out[name] = lines or [f"(no order changes: {phase}{': ' + why if why else ''})"]
     return out

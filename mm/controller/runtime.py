@@ -36,7 +36,7 @@ from mm.clock import Clock, WallClock
 from mm.controller import operations
 from mm.controller.errors import ControllerError
 from mm.controller.manager import ControllerManager
-from mm.controller.node import NodeContext
+from mm.controller.node import NodeContext, venue_connected
 from mm.controller.offline import restore_resources
 from mm.controller.operations import ApplyOutcome
 from mm.controller.preview import preview_plans
@@ -274,8 +274,8 @@ class NodeRuntime:
             return [m.name for m in self.resources.all("Market")] if kind == "TradingNode" else []
         return [m.name for m in self.resources.all("Market") if getattr(m.spec, field) == name]
 
-    async def cancel_markets(self, names: Sequence[str]) -> int:
-        """Cancel our open orders of these Markets (before a rollback, FR-1005)."""
+    async def cancel_markets(self, names: Sequence[str], reason: str = "rollback") -> int:
+        """Cancel our open orders of these Markets (before a rollback, FR-1005; a Market's kill switch)."""
         total = 0
         for market in [self.resources.get("Market", n) for n in names]:
             if market is None:
@@ -289,6 +289,7 @@ class NodeRuntime:
                     continue
                 ids = [o.exchange_order_id or "" for o in mine]
                 results = await account.adapter.cancel_orders(ids)
+                self.node.record_node_cancel(account, mine, results, reason)
                 for oid, error in zip(ids, results, strict=False):
                     if error is None or isinstance(error, OrderNotFoundError):
                         account.tracker.cancelled(oid)
@@ -469,7 +470,8 @@ class NodeRuntime:
             return None
         limit_ns = int(min(p.stale_stream_seconds for p in policies) * 1_000_000_000)
         for name, conn in self.node.exchanges.items():
-            if conn.venue.ws is None or conn.venue.ws.connected:
+            ws = conn.venue.ws if isinstance(conn.venue, KalshiAdapter) else None
+            if ws is None or ws.connected:
                 self._down_since_ns.pop(name, None)
                 continue
             since = self._down_since_ns.setdefault(name, now)
@@ -500,7 +502,7 @@ class NodeRuntime:
         switch = KillSwitch(self.node.latch, f"market/{name}")
         switch.trigger(reason, "manual", self.clock.now_us())
         self.node.event(f"Market/{name}", "KillSwitchTripped", f"manual: {reason}", warning=True)
-        cancelled = await self.cancel_markets([name])
+        cancelled = await self.cancel_markets([name], "kill")
         runtime = self.node.market_state.get(name)
         if runtime is not None:
             runtime.risk.market_switch = switch  # the running engine sees the trip at once
@@ -523,7 +525,8 @@ class NodeRuntime:
         for market in self.resources.all("Market"):
             self.queue.add(market.key)
 
-    async def cancel_everything(self) -> int:
+    async def cancel_everything(self, reason: str = "kill") -> int:
+        """Cancel every open order of ours (``reason``: kill, shutdown); each recorded market gets a ``node_cancel``."""
         total = 0
         for account in self.node.accounts():
             mine = account.tracker.open_orders()
@@ -535,6 +538,7 @@ class NodeRuntime:
             except ExchangeError as exc:
                 self.node.event("TradingNode", "CancelAllFailed", str(exc), warning=True)
                 continue
+            self.node.record_node_cancel(account, mine, results, reason)
             for oid, error in zip(ids, results, strict=False):
                 if error is None or isinstance(error, OrderNotFoundError):
                     account.tracker.cancelled(oid)
@@ -556,7 +560,7 @@ class NodeRuntime:
                 await task
         self._tasks.clear()
         if mode in ("drain", "immediate", "unwind"):
-            await self.cancel_everything()
+            await self.cancel_everything("shutdown")
         if self.checkpoints is not None:
             with contextlib.suppress(OSError):
                 self.checkpoints.write_now()
@@ -637,7 +641,7 @@ class NodeRuntime:
             reasons.append(f"kill switch tripped: {self.node.node_switch.state.reason}")
         for exchange in exchanges:
             conn = self.node.exchanges.get(exchange.name)
-            if conn is None or not conn.loaded or not conn.venue.connected:
+            if conn is None or not conn.loaded or not venue_connected(conn.venue):
                 reasons.append(f"Exchange/{exchange.name} not connected and synced")
         return reasons
 

@@ -1,18 +1,46 @@
 """What a session recording starts with and snapshots (FR-901): the effective configuration of every Market on a
 ticker, the exchanges, the node, the market's facts and the seeds (``session_start``), and per account the
-position, PnL and open orders (``state_snapshot`` / ``session_end``), all in exact units."""
+position, PnL and open orders (``state_snapshot`` / ``session_end``), all in exact units — with what a replay
+needs to start at a snapshot (:mod:`mm.controller.session_restore`)."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import zlib
 from typing import Any
 
 from mm.clock import Clock
 from mm.controller.node import NodeContext
+from mm.controller.session_restore import account_restore_payload, book_payload, runtime_payload
+from mm.reconcilers.cycle_recording import market_facts
 from mm.specs.node import TradingNodeSpec
+from mm.specs.risk import RiskPolicySpec
 
-__all__ = ["session_info", "session_state"]
+__all__ = ["REPLAY_FORMAT", "custom_rule_fingerprints", "session_info", "session_state"]
+
+REPLAY_FORMAT = 2
+"""``session_start.replay_format``: 2 = the file marks every reconcile cycle and every order call's answer, and
+its snapshots carry the state a replay restores (absent in older recordings: 1)."""
+
+
+def custom_rule_fingerprints(policy: RiskPolicySpec) -> dict[str, dict[str, str | None]]:
+    """Per custom rule, its ``module`` and the sha256 of the module's source file (None when it cannot be read):
+    a replay with different rule code would diverge for a reason the recording cannot show."""
+    prints: dict[str, dict[str, str | None]] = {}
+    for rule in policy.custom_rules:
+        module_name = rule.module.rpartition(".")[0]
+        sha: str | None = None
+        try:
+            spec = importlib.util.find_spec(module_name)
+            if spec is not None and spec.origin is not None and os.path.isfile(spec.origin):
+                with open(spec.origin, "rb") as source:
+                    sha = hashlib.sha256(source.read()).hexdigest()
+        except (ImportError, ValueError, OSError):
+            sha = None
+        prints[rule.name or rule.module] = {"module": rule.module, "sha256": sha}
+    return prints
 
 
 def session_info(node: NodeContext, clock: Clock, node_spec: TradingNodeSpec | None, ticker: str) -> dict[str, Any]:
@@ -37,6 +65,9 @@ def session_info(node: NodeContext, clock: Clock, node_spec: TradingNodeSpec | N
             entry["config_digest"] = runtime.config_digest
             entry["strategy"] = runtime.strategy.model_dump(mode="json")
             entry["risk_policy"] = runtime.risk_policy.model_dump(mode="json")
+            fingerprints = custom_rule_fingerprints(runtime.risk_policy)
+            if fingerprints:
+                entry["custom_rules"] = fingerprints
         markets.append(entry)
         selector = market.labels.get("mm/selector")
         stored_selector = node.resources.get("MarketSelector", selector) if selector else None
@@ -52,15 +83,7 @@ def session_info(node: NodeContext, clock: Clock, node_spec: TradingNodeSpec | N
             seeds.setdefault("simulator", {})[conn.name] = conn.spec.simulator.seed
         info = conn.markets.get(ticker)
         if info is not None:
-            facts = {
-                "event_id": info.event_id,
-                "series_id": info.series_id,
-                "status": info.status,
-                "open_time_us": info.open_time_us,
-                "close_time_us": info.close_time_us,
-                "grid": [(r.start, r.end, r.step) for r in info.grid.ranges],
-                "strike": info.strike,
-            }
+            facts = market_facts(info)
     return {
         "config": {
             "markets": markets,
@@ -70,6 +93,8 @@ def session_info(node: NodeContext, clock: Clock, node_spec: TradingNodeSpec | N
         "market_info": facts,
         "seeds": seeds,
         "clock": type(clock).__name__,
+        "client_id_prefix": node.prefix,
+        "replay_format": REPLAY_FORMAT,
     }
 
 
@@ -110,6 +135,19 @@ def session_state(node: NodeContext, now: int, ticker: str) -> dict[str, Any]:
                     "fees_micros": summary.fees.total_micros,
                     "net_micros": summary.net_micros,
                 },
+                "restore": account_restore_payload(account, ticker),
             }
         )
-    return {"accounts": accounts, "kill_switch": node.node_switch.tripped}
+    markets = []
+    exchange = None
+    for market in node.resources.all("Market"):
+        runtime = node.market_state.get(market.name)
+        if market.spec.ticker == ticker and runtime is not None:
+            markets.append(runtime_payload(runtime))
+            exchange = exchange or market.spec.exchange_ref
+    return {
+        "accounts": accounts,
+        "kill_switch": node.node_switch.tripped,
+        "markets": markets,
+        "book": book_payload(node, exchange, ticker) if exchange is not None else None,
+    }

@@ -17,16 +17,18 @@ credentials are terminal until the spec (or key) changes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
+from mm.adapters.base import ExchangeAdapter
 from mm.adapters.errors import AuthenticationFailedError, ExchangeError
-from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.controller.errors import TerminalError, TransientError
 from mm.controller.manager import Result
-from mm.controller.node import Account, ExchangeConnection, NodeContext
+from mm.controller.node import Account, ExchangeConnection, NodeContext, venue_connected
 from mm.domain.events import ExchangeEvent
-from mm.domain.orders import Fill
+from mm.domain.orders import Fill, Order
+from mm.recording.order_records import order_payload
 from mm.specs.exchange import ExchangeSpec
 from mm.specs.node import Startup
 from mm.state.checkpoint import load_checkpoint
@@ -45,7 +47,7 @@ from mm.state.records import SettlementRecord
 
 __all__ = ["ExchangeReconciler"]
 
-BuildAdapter = Callable[[str, ExchangeSpec], KalshiAdapter]
+BuildAdapter = Callable[[str, ExchangeSpec], ExchangeAdapter]
 
 US = 1_000_000
 
@@ -104,7 +106,7 @@ class ExchangeReconciler:
             venue.on_event(self._router(name))
             current = ExchangeConnection(name=name, digest=stored.digest, spec=spec, venue=venue)
             node.exchanges[name] = current
-        if not current.venue.connected:
+        if not venue_connected(current.venue):
             try:
                 await current.venue.connect()
             except AuthenticationFailedError as exc:
@@ -130,7 +132,7 @@ class ExchangeReconciler:
             "Exchange",
             name,
             phase="Ready",
-            connected=current.venue.connected,
+            connected=venue_connected(current.venue),
             accounts=sorted(current.accounts),
             foreign_orders=sum(len(a.tracker.foreign) for a in current.accounts.values()),
             last_sync_us=current.last_resync_us,
@@ -151,6 +153,7 @@ class ExchangeReconciler:
             venue_open = await conn.venue.get_open_orders()
             account = live if live is not None else self.node.account(conn.name, "live")
             adopted, dropped = account.tracker.resync(venue_open)
+            self._record_resync(account, venue_open, adopted, dropped)
             for order in adopted:
                 self.node.event(f"Exchange/{conn.name}", "OrderAdopted", f"{order.client_order_id} was resting")
             for order in dropped:
@@ -167,9 +170,12 @@ class ExchangeReconciler:
                 )
                 if found is not None:
                     account.tracker.acked(found)
+                    self._record_stuck(account, found.request.market_id, {"resolved": [order_payload(found)]})
                     self.node.event(f"Exchange/{conn.name}", "StuckResolved", f"{found.client_order_id} exists")
                 elif now_us - pending.sent_us > 3 * self._stuck_us:
                     account.tracker.failed(pending.request.client_order_id)
+                    failed = {"failed": [pending.request.client_order_id]}
+                    self._record_stuck(account, pending.request.market_id, failed)
                     self.node.event(
                         f"Exchange/{conn.name}", "StuckResolved", f"{pending.request.client_order_id} never arrived"
                     )
@@ -197,6 +203,29 @@ class ExchangeReconciler:
                         f"venue {balance.available} USD, ledger cash {ours} USD",
                     )
         conn.last_resync_us = now_us
+
+    def _record_resync(
+        self, account: Account, venue_open: Sequence[Order], adopted: Sequence[Order], dropped: Sequence[Order]
+    ) -> None:
+        """``orders_resync`` in the session of every recorded market whose tracked orders the venue's list changed
+        (adopted or dropped ones): the venue's open orders of that market, which a replay resyncs to as given."""
+        recorder = self.node.recorder
+        if recorder is None:
+            return
+        for market in sorted({o.request.market_id for o in (*adopted, *dropped)} & recorder.markets):
+            data = {
+                "execution": account.execution,
+                "open_orders": [order_payload(o) for o in venue_open if o.request.market_id == market],
+                "adopted": [o.client_order_id for o in adopted if o.request.market_id == market],
+                "dropped": [o.exchange_order_id for o in dropped if o.request.market_id == market],
+            }
+            recorder.record("orders_resync", market, data)
+
+    def _record_stuck(self, account: Account, market: str, outcome: dict[str, Any]) -> None:
+        """A create looked up by client order id (found, or given up): ``orders_resync`` with the outcome."""
+        recorder = self.node.recorder
+        if recorder is not None and market in recorder.markets:
+            recorder.record("orders_resync", market, {"execution": account.execution, **outcome})
 
     async def _settlements(self, conn: ExchangeConnection) -> None:
         """Record the venue's settlement rows we have not recorded yet (the ledger settled on the lifecycle event)."""

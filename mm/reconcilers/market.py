@@ -26,16 +26,17 @@ from mm.adapters.base import MarketInfo
 from mm.adapters.errors import ExchangeError
 from mm.controller.errors import TerminalError, TransientError
 from mm.controller.manager import Result
-from mm.controller.node import Account, ExchangeConnection, NodeContext
+from mm.controller.node import Account, ExchangeConnection, ExternalUsage, NodeContext
 from mm.domain.price import QTY_SCALE
 from mm.observability.risk_audit import RiskAudit
 from mm.reconcilers.client_ids import Level
+from mm.reconcilers.cycle_recording import record_cycle
 from mm.reconcilers.market_actions import act, carry_out_deletion
 from mm.reconcilers.market_recording import record_quote
 from mm.reconcilers.market_reload import transition, validate
 from mm.reconcilers.order_plan import OrderPlan, PlanContext, plan_orders
+from mm.reconcilers.risk_inputs import market_usage, risk_context
 from mm.risk.aggregate import AggregateRisk, AggregateUsage, MarketUsage
-from mm.risk.base import RiskContext
 from mm.risk.engine import RiskEngine
 from mm.risk.kill_switch import KillSwitch
 from mm.risk.registry import build_pipeline
@@ -81,6 +82,8 @@ class MarketRuntime:
     cutoff_logged: bool = False
     recorded_sigma: float | None = None
     """The volatility last recorded (a ``volatility_update`` is written when it changes)."""
+    recorded_inputs: dict[str, Any] = field(default_factory=dict)
+    """What this Market's ``reconcile`` records last carried (spec digests, market facts): written again on change."""
 
 
 def _state(text: str) -> TradingState:
@@ -114,13 +117,25 @@ class MarketReconciler:
             raise TerminalError(
                 f"execution live refused: Exchange/{spec.exchange_ref} does not set allow_live", reason="LiveNotAllowed"
             )
-        runtime = self._runtime(name, spec, stored.generation)
-        runtime.deletion_policy = spec.deletion_policy
-        account = node.account(spec.exchange_ref, spec.execution)
         info = await self._market_info(conn, spec.ticker)
-        await self._subscribe(runtime, conn, account, spec.ticker)
-        plan, phase, why = self._plan(name, spec, runtime, conn, account, info)
-        await self._act(name, plan, runtime, account)
+        # The cycle's one clock read: the hot reload, the plan and the ``reconcile`` record all use it, so a
+        # replay on the recorded clock sees what this cycle saw.
+        now = node.clock.now_us()
+        runtime = self._runtime(name, spec, stored.generation, now)
+        runtime.deletion_policy = spec.deletion_policy
+        recorder = node.recorder
+        if recorder is not None:
+            # where and when this cycle ran; then no state_snapshot until it is over (snapshots fall between cycles)
+            record_cycle(recorder, node, name, spec.ticker, runtime, now, info)
+            recorder.hold_snapshots(spec.ticker)
+        try:
+            account = node.account(spec.exchange_ref, spec.execution)
+            await self._subscribe(runtime, conn, account, spec.ticker)
+            plan, phase, why = self._plan(name, spec, runtime, conn, account, info, now)
+            await self._act(name, plan, runtime, account)
+        finally:
+            if recorder is not None:
+                recorder.release_snapshots(spec.ticker)
         self._report(name, spec, stored.generation, runtime, account, plan, phase, why)
         return Result(requeue_after_s=self._cycle_s)
 
@@ -146,7 +161,15 @@ class MarketReconciler:
             raise TerminalError(f"overrides do not validate: {exc}", reason="InvalidOverrides") from exc
         return s_spec, r_spec, digest({"strategy": s_data, "risk": r_data})
 
-    def _runtime(self, name: str, spec: MarketSpec, generation: int) -> MarketRuntime:
+    def runtime(self, name: str) -> MarketRuntime:
+        """The runtime of the stored Market ``name`` for its current effective config (built if needed) — what a
+        replay restores a ``state_snapshot``'s Market state into before the first cycle it replays."""
+        stored = self.node.resources.get("Market", name)
+        if stored is None:
+            raise TerminalError(f"Market/{name} does not exist", reason="NotFound")
+        return self._runtime(name, stored.spec, stored.generation, self.node.clock.now_us())
+
+    def _runtime(self, name: str, spec: MarketSpec, generation: int, now_us: int) -> MarketRuntime:
         """The Market's runtime for its current effective config; a change goes through the safe transition."""
         node = self.node
         s_spec, r_spec, config_digest = self._effective(spec)
@@ -158,7 +181,7 @@ class MarketReconciler:
             runtime = self._build(name, s_spec, r_spec, config_digest, generation, None)
             node.market_state[name] = runtime
             return runtime
-        return self._transition(name, current, s_spec, r_spec, config_digest, generation)
+        return self._transition(name, current, s_spec, r_spec, config_digest, generation, now_us)
 
     def _build(
         self,
@@ -187,6 +210,7 @@ class MarketReconciler:
             runtime.orders_sent = previous.orders_sent
             runtime.cancels_sent = previous.cancels_sent
             runtime.recorded_sigma = previous.recorded_sigma
+            runtime.recorded_inputs = previous.recorded_inputs
         return runtime
 
     def _transition(
@@ -197,8 +221,9 @@ class MarketReconciler:
         r_spec: RiskPolicySpec,
         config_digest: str,
         generation: int,
+        now_us: int,
     ) -> MarketRuntime:
-        return transition(self, name, current, s_spec, r_spec, config_digest, generation)
+        return transition(self, name, current, s_spec, r_spec, config_digest, generation, now_us)
 
     def _validate(self, runtime: MarketRuntime) -> str | None:
         return validate(self, runtime)
@@ -237,9 +262,9 @@ class MarketReconciler:
         conn: ExchangeConnection,
         account: Account,
         info: MarketInfo,
+        now: int,
     ) -> tuple[OrderPlan, str, str]:
         node = self.node
-        now = node.clock.now_us()
         ticker = spec.ticker
         venue = conn.venue
         book = venue.book(ticker)
@@ -292,27 +317,19 @@ class MarketReconciler:
                     (node.wall.monotonic_ns() - quote_started) / 1e9
                 )
             pnl = account.ledger.market(ticker, now)
-            context = RiskContext(
-                market_id=ticker,
-                now_us=now,
-                snapshot=book.snapshot(ticker, now),
-                grid=grid,
-                inventory_units=position,
-                max_inventory_units=int(runtime.strategy.max_inventory * QTY_SCALE),
-                yes_units=max(position, 0),
-                no_units=max(-position, 0),
-                notional_units=pnl.cost_basis_micros // 100,
-                realized_pnl_units=pnl.realized_micros // 100,
-                unrealized_pnl_units=pnl.unrealized_micros // 100,
-                fees_units=pnl.fees.total_micros // 100,
-                hourly_pnl_units=pnl.hourly_net_micros // 100,
-                daily_pnl_units=pnl.daily_net_micros // 100,
-                drawdown_units=max(0, pnl.peak_net_micros - pnl.net_micros) // 100,
-                time_to_settlement_seconds=seconds_left,
-                volatility=result.volatility,
+            context = risk_context(
+                ticker,
+                now,
+                book,
+                grid,
+                position,
+                int(runtime.strategy.max_inventory * QTY_SCALE),
+                pnl,
+                seconds_left,
+                result.volatility,
             )
             runtime.risk.aggregate = self._aggregate()
-            usage = _usage(account, now)
+            usage = _usage(account, now, node.external_usage)
             outcome = runtime.risk.evaluate(
                 result.quotes,
                 context,
@@ -473,18 +490,20 @@ class MarketReconciler:
                     self._fees_reported[key] = total
 
 
-def _usage(account: Account, now_us: int) -> AggregateUsage:
-    """What every market of the account uses, for the aggregate limits ($0.0001 and 1/100 contract units)."""
+def _usage(account: Account, now_us: int, external: ExternalUsage | None = None) -> AggregateUsage:
+    """What every market of the account uses, for the aggregate limits ($0.0001 and 1/100 contract units).
+    ``external``: figures of markets this node's ledger does not hold (a replay's other markets), merged in."""
     ledger = account.ledger
-    markets = {}
+    markets: dict[str, MarketUsage] = {}
     for market_id in ledger.market_ids():
         pnl = ledger.market(market_id, now_us)
-        markets[market_id] = MarketUsage(
-            market_id=market_id,
-            notional_units=pnl.cost_basis_micros // 100,
-            contracts_units=abs(pnl.net_units),
-            hourly_pnl_units=pnl.hourly_net_micros // 100,
-            daily_pnl_units=pnl.daily_net_micros // 100,
-            active=pnl.net_units != 0 or bool(account.tracker.open_orders(market_id)),
+        markets[market_id] = market_usage(
+            pnl, active=pnl.net_units != 0 or bool(account.tracker.open_orders(market_id))
         )
+    if external is not None:
+        outside = external(account, now_us)
+        if outside:
+            for market_id, usage in outside.items():
+                markets.setdefault(market_id, usage)
+            markets = dict(sorted(markets.items()))  # in market order, as one ledger holding them all lists them
     return AggregateUsage(markets)

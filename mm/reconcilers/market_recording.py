@@ -9,15 +9,19 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from mm.adapters.errors import ExchangeUnavailableError
-from mm.domain.orders import Order
+from mm.domain.orders import Order, OrderRequest
 from mm.domain.quotes import Quote, QuoteSet
 from mm.domain.ticks import TickGrid
+from mm.reconcilers.client_ids import Level
 from mm.reconcilers.order_plan import Amend, Cancel, OrderPlan, Place
-from mm.recording.recorder import SessionRecorder
+from mm.recording.order_records import request_payload
+from mm.recording.recorder import RecordSink
 from mm.risk.aggregate import AggregateUsage
 from mm.risk.base import RiskAction, RiskContext
 from mm.risk.engine import RiskOutcome
 from mm.risk.states import TradingState
+from mm.specs.risk import RiskPolicySpec
+from mm.specs.strategy import StrategySpec
 from mm.strategy.engine import SLOTS, QuoteResult
 
 if TYPE_CHECKING:
@@ -27,6 +31,7 @@ __all__ = [
     "quote_set",
     "quote_units",
     "record_actions",
+    "record_order_sent",
     "record_quote",
     "record_reload",
     "record_results",
@@ -101,7 +106,7 @@ def risk_payload(outcome: RiskOutcome) -> dict[str, Any]:
 
 
 def record_quote(
-    recorder: SessionRecorder,
+    recorder: RecordSink,
     name: str,
     ticker: str,
     runtime: MarketRuntime,
@@ -148,29 +153,12 @@ def record_quote(
     )
 
 
-def record_actions(recorder: SessionRecorder, ticker: str, plan: OrderPlan) -> None:
+def record_actions(recorder: RecordSink, ticker: str, plan: OrderPlan) -> None:
     """What the act step is about to send, in plan order: ``order_cancel``, ``order_amend`` (amends and
     decreases), ``order_sent`` (places)."""
     for action in plan.actions:
         if isinstance(action, Place):
-            request = action.request
-            recorder.record(
-                "order_sent",
-                ticker,
-                {
-                    "client_order_id": request.client_order_id,
-                    "side": request.side.value,
-                    "order_side": request.order_side.value,
-                    "price_units": request.price.units,
-                    "size_units": request.quantity.units,
-                    "time_in_force": request.time_in_force.value,
-                    "post_only": request.post_only,
-                    "reduce_only": request.reduce_only,
-                    "level": action.level.value,
-                    "attempt": action.attempt,
-                    "reason": action.reason.value,
-                },
-            )
+            record_order_sent(recorder, ticker, action.request, action.level, action.attempt, action.reason.value)
         elif isinstance(action, Cancel):
             if action.order_id:  # a cancel of an unacknowledged order is not sent (it waits for the look-up)
                 recorder.record(
@@ -210,9 +198,23 @@ def record_actions(recorder: SessionRecorder, ticker: str, plan: OrderPlan) -> N
             )
 
 
-def record_results(recorder: SessionRecorder, ticker: str, places: list[Place], placed: list[Any]) -> None:
+def record_order_sent(
+    recorder: RecordSink, ticker: str, request: OrderRequest, level: Level, attempt: int, reason: str
+) -> None:
+    """``order_sent``: a create about to be sent, with the level, attempt and reason behind its client order id."""
+    recorder.record(
+        "order_sent",
+        ticker,
+        {**request_payload(request), "level": level.value, "attempt": attempt, "reason": reason},
+    )
+
+
+def record_results(
+    recorder: RecordSink, ticker: str, places: list[Place], placed: list[Any], ts_us: int | None = None
+) -> None:
     """Each create's outcome: ``order_ack`` (the venue took it), ``order_unknown`` (timed out: neither assumed
-    placed nor rejected until a look-up settles it), ``order_rejected`` (a definitive refusal)."""
+    placed nor rejected until a look-up settles it), ``order_rejected`` (a definitive refusal). ``ts_us``: the
+    clock read taken when the call returned (what the act step goes on with)."""
     for place, result in zip(places, placed, strict=False):
         cid = place.request.client_order_id
         if isinstance(result, Order):
@@ -225,20 +227,31 @@ def record_results(recorder: SessionRecorder, ticker: str, places: list[Place], 
                     "status": result.status.value,
                     "filled_units": result.filled.units,
                     "remaining_units": result.remaining.units,
+                    "created_us": result.created_us,
+                    "updated_us": result.updated_us,
                 },
+                ts_us=ts_us,
             )
         elif isinstance(result, ExchangeUnavailableError):
-            recorder.record("order_unknown", ticker, {"client_order_id": cid, "reason": str(result)})
+            recorder.record("order_unknown", ticker, {"client_order_id": cid, "reason": str(result)}, ts_us=ts_us)
         else:
             recorder.record(
                 "order_rejected",
                 ticker,
                 {"client_order_id": cid, "reason": str(result), "error": type(result).__name__},
+                ts_us=ts_us,
             )
 
 
 def record_reload(
-    recorder: SessionRecorder, ticker: str, name: str, old: MarketRuntime, new: MarketRuntime, *, applied: bool
+    recorder: RecordSink,
+    ticker: str,
+    name: str,
+    old: MarketRuntime,
+    new: MarketRuntime,
+    *,
+    applied: bool,
+    ts_us: int | None = None,
 ) -> None:
     """``config_reload`` with the new effective specs (a replay must switch to them here), then one
     ``component_swap`` per strategy slot whose component type changed."""
@@ -255,6 +268,7 @@ def record_reload(
             "strategy": new.strategy.model_dump(mode="json"),
             "risk_policy": new.risk_policy.model_dump(mode="json"),
         },
+        ts_us=ts_us,
     )
     for slot in SLOTS:
         before = getattr(old.strategy.components, slot)
@@ -270,18 +284,29 @@ def record_reload(
                     "to": after.type,
                     "state_transfer": bool(getattr(after, "state_transfer", False)),
                 },
+                ts_us=ts_us,
             )
 
 
-def record_rollback(recorder: SessionRecorder, ticker: str, name: str, current: MarketRuntime, problem: str) -> None:
-    recorder.record(
-        "config_reload",
-        ticker,
-        {
-            "resource": f"Market/{name}",
-            "applied": False,
-            "digest_before": current.config_digest,
-            "digest_after": current.config_digest,
-            "error": problem,
-        },
-    )
+def record_rollback(
+    recorder: RecordSink,
+    ticker: str,
+    name: str,
+    current: MarketRuntime,
+    problem: str,
+    attempted: tuple[StrategySpec, RiskPolicySpec] | None = None,
+    ts_us: int | None = None,
+) -> None:
+    """A reload that failed validation and was rolled back, with the effective specs it tried (``attempted``),
+    so a replay can try them too."""
+    data: dict[str, Any] = {
+        "resource": f"Market/{name}",
+        "applied": False,
+        "digest_before": current.config_digest,
+        "digest_after": current.config_digest,
+        "error": problem,
+    }
+    if attempted is not None:
+        data["attempted_strategy"] = attempted[0].model_dump(mode="json")
+        data["attempted_risk_policy"] = attempted[1].model_dump(mode="json")
+    recorder.record("config_reload", ticker, data, ts_us=ts_us)

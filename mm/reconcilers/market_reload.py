@@ -34,13 +34,14 @@ def transition(
     r_spec: RiskPolicySpec,
     config_digest: str,
     generation: int,
+    now: int,
 ) -> MarketRuntime:
     """FR-1004's safe transition, inside one reconcile (one worker per key, so nothing is in flight):
     pause (no order is sent until the new config is validated) → apply (build it) → validate (a trial
     quote at the current mid) → resume with it; an invalid config is rolled back to the previous
-    revision of the resources that changed. At most ``hot_reload.max_changes_per_minute`` per Market."""
+    revision of the resources that changed. At most ``hot_reload.max_changes_per_minute`` per Market.
+    ``now``: the cycle's time (the reload window counts from it; the records carry it)."""
     node = reconciler.node
-    now = node.clock.now_us()
     limit = _max_changes_per_minute(reconciler)
     recent = [t for t in current.reloads if now - t < 60 * US]
     if len(recent) >= limit:
@@ -54,7 +55,7 @@ def transition(
     except (ValueError, TypeError, ArithmeticError) as exc:
         problem = f"{type(exc).__name__}: {exc}"
     if problem is not None:
-        _rollback(reconciler, name, current, problem)
+        _rollback(reconciler, name, current, problem, (s_spec, r_spec), now)
         return current
     candidate.reloads = [*recent, now]
     node.market_state[name] = candidate
@@ -62,7 +63,7 @@ def transition(
     if node.recorder is not None:
         ticker = reconciler._ticker(name)
         if ticker is not None:
-            record_reload(node.recorder, ticker, name, current, candidate, applied=True)
+            record_reload(node.recorder, ticker, name, current, candidate, applied=True, ts_us=now)
     node.record(
         ConfigAuditRecord(
             now,
@@ -104,14 +105,21 @@ def validate(reconciler: MarketReconciler, runtime: MarketRuntime) -> str | None
     return None
 
 
-def _rollback(reconciler: MarketReconciler, name: str, current: MarketRuntime, problem: str) -> None:
+def _rollback(
+    reconciler: MarketReconciler,
+    name: str,
+    current: MarketRuntime,
+    problem: str,
+    attempted: tuple[StrategySpec, RiskPolicySpec],
+    now: int,
+) -> None:
     """Keep trading the old config and put the changed resources back to their previous revisions."""
     node = reconciler.node
     node.event(f"Market/{name}", "ReloadRolledBack", problem, warning=True)
     if node.recorder is not None:
         ticker = reconciler._ticker(name)
         if ticker is not None:
-            record_rollback(node.recorder, ticker, name, current, problem)
+            record_rollback(node.recorder, ticker, name, current, problem, attempted, ts_us=now)
     reconciler._condition(name, "ReloadFailed", "True", "InvalidConfig", problem)
     stored = node.resources.get("Market", name)
     if stored is None:

@@ -99,6 +99,14 @@ REQUIRED_FIELDS: Final[Mapping[str, tuple[tuple[str, tuple[type, ...]], ...]]] =
         ("fee", _STR),
     ),
     "state_snapshot": (("accounts", _LIST),),
+    # What a full replay needs beyond FR-901's list (docs/recording.md, "Replay"): where each Market cycle ran
+    # and the venue's answer to each order call, plus the node-level changes to our orders and positions.
+    "reconcile": (("resource", _STR), ("now_us", _INT)),
+    "order_result": (("action", _STR), ("error", _OPT_STR)),
+    "book_state": (("stale", _BOOL),),
+    "node_cancel": (("execution", _STR), ("reason", _STR), ("orders", _LIST)),
+    "orders_resync": (("execution", _STR),),
+    "market_settled": (("execution", _STR), ("value_units", _INT)),
     "config_reload": (("resource", _STR), ("applied", _BOOL), ("digest_before", _STR), ("digest_after", _STR)),
     "component_swap": (("resource", _STR), ("slot", _STR), ("from", _STR), ("to", _STR)),
     "recording_gap": (("dropped", _INT),),
@@ -121,10 +129,16 @@ TOGGLES: Final[Mapping[str, str]] = {
     "order_update": "orders",
     "fill": "fills",
     "state_snapshot": "state",
+    "order_result": "orders",
+    "book_state": "book_snapshots",
+    "node_cancel": "orders",
+    "orders_resync": "orders",
+    "market_settled": "fills",
 }
 """Record type → the ``recording.events`` flag (FR-904) that turns it off."""
 ALWAYS_RECORDED: Final[frozenset[str]] = RECORD_TYPES - frozenset(TOGGLES)
-"""session_start/end, config reloads, component swaps and gaps: a file is not replayable without them."""
+"""session_start/end, reconcile cycles, config reloads, component swaps and gaps: a file is not replayable without
+them."""
 
 _FIELD_TYPES: Final[Mapping[str, tuple[type, ...]]] = {
     "seq": _INT,

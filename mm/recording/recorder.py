@@ -42,7 +42,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Protocol
 
 from mm.clock import Clock, WallClock, us_to_datetime
 from mm.domain.book import OrderBook
@@ -51,7 +51,7 @@ from mm.domain.ticks import TickGrid
 from mm.recording.format import FORMAT_VERSION, TOGGLES, encode_record
 from mm.specs.node import Recording
 
-__all__ = ["SESSION_FILE", "SessionRecorder", "sanitise_market", "session_file_name"]
+__all__ = ["SESSION_FILE", "RecordSink", "SessionRecorder", "sanitise_market", "session_file_name"]
 
 Payload = Mapping[str, Any]
 SessionInfo = Callable[[str], Payload]
@@ -75,6 +75,26 @@ _UNSAFE: Final = re.compile(r"[^A-Za-z0-9.-]")
 
 Item = tuple[str, str, int, Any]
 """(record type or internal kind, market, ts_us, data)."""
+
+
+class RecordSink(Protocol):
+    """What the node calls to record (``node.recorder``): the :class:`SessionRecorder`, or a replay's capture of
+    what the replayed node records (:mod:`mm.recording.validator`)."""
+
+    def enabled(self, type_: str) -> bool: ...
+
+    def record(self, type_: str, market: str, data: Payload, ts_us: int | None = None) -> None: ...
+
+    def record_book(self, market: str, book: OrderBook) -> None: ...
+
+    def end_market(self, market: str, reason: str) -> None: ...
+
+    def hold_snapshots(self, market: str) -> None: ...
+
+    def release_snapshots(self, market: str) -> None: ...
+
+    @property
+    def markets(self) -> frozenset[str]: ...
 
 
 def sanitise_market(market: str) -> str:
@@ -102,6 +122,8 @@ class _OpenFile:
     seq: int = 0
     yes: dict[int, int] = field(default_factory=dict)
     no: dict[int, int] = field(default_factory=dict)
+    book_ts_us: int | None = None
+    """The book's own timestamp at the last capture written (``OrderBook.last_update_us``)."""
 
 
 class SessionRecorder:
@@ -152,6 +174,9 @@ class SessionRecorder:
         self._buf: list[Item] = []
         self._active: set[str] = set()
         self._book_due: set[str] = set()
+        self._held: dict[str, int] = {}
+        """Markets in the middle of a reconcile cycle (count): their periodic snapshot waits for its end."""
+        self._state_due: set[str] = set()
         self._gap = 0
         self._wake: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
@@ -246,9 +271,10 @@ class SessionRecorder:
         dicts). A type whose ``recording.events`` toggle is off is ignored."""
         if self._off or type_ in self._disabled:
             return
+        ts = self._clock.now_us() if ts_us is None else ts_us
         if market not in self._active:
-            self._begin(market)
-        self._put((type_, market, self._clock.now_us() if ts_us is None else ts_us, data))
+            self._begin(market, ts)
+        self._put((type_, market, ts, data))
 
     def record_book(self, market: str, book: OrderBook) -> None:
         """Capture ``book`` (the adapter's live book: its levels are copied now). The writer records the change
@@ -263,7 +289,7 @@ class SessionRecorder:
         self._book_due.discard(market)
         # depth() walks the ladder once; the copies are what the writer diffs, off the loop.
         n = len(book.grid.levels)
-        levels = (snapshot, book.depth(Side.YES, n), book.depth(Side.NO, n), book.grid)
+        levels = (snapshot, book.depth(Side.YES, n), book.depth(Side.NO, n), book.grid, book.last_update_us)
         self._put((_BOOK, market, self._clock.now_us(), levels))
 
     def end_market(self, market: str, reason: str) -> None:
@@ -281,7 +307,26 @@ class SessionRecorder:
         for market in sorted(self._active):
             if self._book_snapshots:
                 self._book_due.add(market)
-            self._record_state(market)
+            if market in self._held:
+                self._state_due.add(market)
+            else:
+                self._record_state(market)
+
+    def hold_snapshots(self, market: str) -> None:
+        """A reconcile cycle of ``market`` starts: a periodic ``state_snapshot`` due before it ends waits for
+        :meth:`release_snapshots`, so snapshots always fall between cycles (where a replay can start)."""
+        self._held[market] = self._held.get(market, 0) + 1
+
+    def release_snapshots(self, market: str) -> None:
+        left = self._held.get(market, 0) - 1
+        if left > 0:
+            self._held[market] = left
+            return
+        self._held.pop(market, None)
+        if market in self._state_due:
+            self._state_due.discard(market)
+            if not self._off and market in self._active:
+                self._record_state(market)
 
     @property
     def markets(self) -> frozenset[str]:
@@ -306,7 +351,9 @@ class SessionRecorder:
         elif len(buf) >= self._buffer_size and self._wake is not None:
             self._wake.set()
 
-    def _begin(self, market: str) -> None:
+    def _begin(self, market: str, ts_us: int | None = None) -> None:
+        """Open the market's session: ``session_start`` and a ``state_snapshot``, stamped ``ts_us`` (the time of
+        the record that starts it, so stamps never go back) or now."""
         self._active.add(market)
         self._book_due.add(market)
         data: dict[str, Any] = {
@@ -322,10 +369,11 @@ class SessionRecorder:
             except Exception:  # a bug in the callback must not stop trading: record what we have
                 _log.exception("recording: session info for %s failed", market)
         data["recording"] = self.config.model_dump(mode="json")
-        self._put(("session_start", market, self._clock.now_us(), data), force=True)
-        self._record_state(market)
+        ts = self._clock.now_us() if ts_us is None else ts_us
+        self._put(("session_start", market, ts, data), force=True)
+        self._record_state(market, ts)
 
-    def _record_state(self, market: str) -> None:
+    def _record_state(self, market: str, ts_us: int | None = None) -> None:
         if self._state is None or not self._state_on:
             return
         try:
@@ -333,7 +381,7 @@ class SessionRecorder:
         except Exception:
             _log.exception("recording: state snapshot of %s failed", market)
             return
-        self._put(("state_snapshot", market, self._clock.now_us(), data))
+        self._put(("state_snapshot", market, self._clock.now_us() if ts_us is None else ts_us, data))
 
     def _end(self, market: str, reason: str) -> None:
         self._mark_gap()  # while the session is still open
@@ -538,10 +586,15 @@ class SessionRecorder:
         self.records_written += 1
 
     def _write_book(self, f: _OpenFile, market: str, ts_us: int, data: Any) -> None:
-        snapshot, yes, no, grid = data
-        if snapshot and self._book_snapshots:
+        snapshot, yes, no, grid, book_ts = data
+        # The book's timestamp (when the feed applied the change) is what a stale_data rule measures: a capture
+        # that moved no level but the timestamp (an identical resync) is written as a snapshot so it is not lost.
+        touched = not snapshot and book_ts != f.book_ts_us and dict(yes) == f.yes and dict(no) == f.no
+        f.book_ts_us = book_ts
+        if (snapshot and self._book_snapshots) or touched:
             f.yes, f.no = dict(yes), dict(no)
-            self._emit(f, "book_snapshot", market, ts_us, {"yes_bids": yes, "no_bids": no, "grid": _ranges(grid)})
+            payload = {"yes_bids": yes, "no_bids": no, "grid": _ranges(grid), "book_ts_us": book_ts}
+            self._emit(f, "book_snapshot", market, ts_us, payload)
             return
         for side, levels, previous in (("yes", yes, f.yes), ("no", no, f.no)):
             new = dict(levels)
@@ -553,11 +606,13 @@ class SessionRecorder:
                     action = "add" if old == 0 else "update"
                     delta = {"side": side, "price_units": price, "size_units": size, "delta_units": size - old}
                     delta["action"] = action
+                    delta["book_ts_us"] = book_ts
                     self._emit(f, "book_delta", market, ts_us, delta)
             for price, old in previous.items():
                 if price not in new:
                     delta = {"side": side, "price_units": price, "size_units": 0, "delta_units": -old}
                     delta["action"] = "remove"
+                    delta["book_ts_us"] = book_ts
                     self._emit(f, "book_delta", market, ts_us, delta)
             if side == "yes":
                 f.yes = new

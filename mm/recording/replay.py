@@ -52,7 +52,10 @@ __all__ = [
     "ReplayMode",
     "ReplayReport",
     "SessionReplayer",
+    "beyond_the_snapshots",
+    "checked_speed",
     "compare",
+    "grid_of",
 ]
 
 ReplayMode = Literal["instant", "accelerated", "realtime"]
@@ -63,6 +66,23 @@ _MISSING: Final = "<missing>"
 class ReplayError(ValueError):
     """A session that cannot be replayed (no session_start, no effective spec for a Market, a book delta the
     rebuilt book cannot take, a ``from_snapshot`` beyond the file's snapshots)."""
+
+
+def checked_speed(mode: str, speed: float, from_snapshot: int | None) -> float:
+    """The options every replayer takes, checked (a bad one is a :class:`ReplayError`); returns the speed the
+    records are paced at (``realtime`` ignores ``speed``)."""
+    if mode not in MODES:
+        raise ReplayError(f"unknown replay mode {mode!r}; one of {', '.join(MODES)}")
+    if not (math.isfinite(speed) and speed > 0):
+        raise ReplayError(f"speed must be a positive number, not {speed}")
+    if from_snapshot is not None and from_snapshot < 1:
+        raise ReplayError(f"from_snapshot counts state_snapshot records from 1, not {from_snapshot}")
+    return 1.0 if mode == "realtime" else speed
+
+
+def beyond_the_snapshots(path: Path, from_snapshot: int | None, snapshots: int) -> ReplayError:
+    """The error of a ``from_snapshot`` the walk never reached: the file has only ``snapshots`` of them."""
+    return ReplayError(f"{path}: from_snapshot {from_snapshot} but the file has {snapshots} state_snapshot records")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +232,8 @@ def _json(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
 
 
-def _grid(ranges: Any) -> TickGrid:
+def grid_of(ranges: Any) -> TickGrid:
+    """A tick grid from recorded ``[start, end, step]`` ranges (``market_info.grid``, a book record's ``grid``)."""
     return TickGrid.from_ranges(PriceRange(int(s), int(e), int(st)) for s, e, st in ranges)
 
 
@@ -254,16 +275,10 @@ class SessionReplayer:
         strategy_override: Mapping[str, Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if mode not in MODES:
-            raise ReplayError(f"unknown replay mode {mode!r}; one of {', '.join(MODES)}")
-        if not (math.isfinite(speed) and speed > 0):
-            raise ReplayError(f"speed must be a positive number, not {speed}")
-        if from_snapshot is not None and from_snapshot < 1:
-            raise ReplayError(f"from_snapshot counts state_snapshot records from 1, not {from_snapshot}")
+        self.speed = checked_speed(mode, speed, from_snapshot)
         self.path = Path(path)
         self.factory = factory
         self.mode = mode
-        self.speed = 1.0 if mode == "realtime" else speed
         self.from_snapshot = from_snapshot
         self.strategy_override = strategy_override
         self._sleep = sleep
@@ -291,10 +306,7 @@ class SessionReplayer:
                     report.divergence = divergence
                     return report
         if not state.started:
-            raise ReplayError(
-                f"{self.path}: from_snapshot {self.from_snapshot} but the file has {state.snapshots_seen} "
-                "state_snapshot records"
-            )
+            raise beyond_the_snapshots(self.path, self.from_snapshot, state.snapshots_seen)
         return report
 
     # ------------------------------------------------------------------ one record
@@ -305,7 +317,7 @@ class SessionReplayer:
         if kind == "session_start":
             self._start(record, state)
         elif kind == "book_snapshot":
-            grid = _grid(data["grid"]) if data.get("grid") else self._info_grid(state)
+            grid = grid_of(data["grid"]) if data.get("grid") else self._info_grid(state)
             if state.book is None or state.book.grid != grid:
                 state.book = OrderBook(grid)
             self._book_op(index, lambda b: b.apply_snapshot(data["yes_bids"], data["no_bids"], record.ts_us), state)
@@ -357,7 +369,7 @@ class SessionReplayer:
 
     def _reload(self, record: SessionRecord, state: _State) -> None:
         data = record.data
-        current = state.markets.get(data["resource"])
+        current = state.markets.get(str(data["resource"]).removeprefix("Market/"))  # recorded as "Market/<name>"
         if current is None or "strategy" not in data or "risk_policy" not in data:
             return
         entry = {"name": current.config.name, "market": current.config.market}
@@ -369,7 +381,7 @@ class SessionReplayer:
         ranges = state.market_info.get("grid")
         if not ranges:
             raise ReplayError(f"{self.path}: a book record before any grid (no market_info.grid in session_start)")
-        return _grid(ranges)
+        return grid_of(ranges)
 
     def _book_op(self, index: int, op: Callable[[OrderBook], None], state: _State) -> None:
         assert state.book is not None
@@ -416,7 +428,7 @@ class SessionReplayer:
             if book_mid is None or book_mid != recorded_mid:
                 return diverged("inputs.mid", inputs["mid"], None if book_mid is None else str(book_mid))
             mid = book_mid
-        grid = _grid(inputs["grid"]) if inputs.get("grid") else self._info_grid(state)
+        grid = grid_of(inputs["grid"]) if inputs.get("grid") else self._info_grid(state)
         market = state.markets[resource]
         call = QuoteCall(
             index=index,

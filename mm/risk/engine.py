@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mm.domain.limits import MAX_ORDER_SIZE, MAX_POSITION_PER_MARKET
-from mm.domain.price import QTY_SCALE
+from mm.domain.price import PRICE_SCALE, QTY_SCALE
 from mm.domain.quotes import Quote, QuoteSet
 from mm.risk.aggregate import AggregateRisk, AggregateUsage
 from mm.risk.base import RiskContext
@@ -122,6 +122,13 @@ class RiskEngine:
     def _within_aggregate_room(self, quotes: QuoteSet, context: RiskContext, usage: AggregateUsage) -> QuoteSet:
         assert self.aggregate is not None
         notional_room, contracts_room = self.aggregate.room(usage)
+        # The usual case, far from every aggregate limit: even the largest quote at the highest price fits, so
+        # nothing would be capped (a quote's cost is at most PRICE_SCALE × size / 100).
+        largest = max(
+            (q.size.units for q in (quotes.yes_bid, quotes.yes_ask, quotes.no_bid, quotes.no_ask) if q), default=0
+        )
+        if largest <= contracts_room and PRICE_SCALE * largest // 100 <= notional_room:
+            return quotes
         inventory = context.inventory_units
 
         def fit(_: str, quote: Quote) -> Quote | None:

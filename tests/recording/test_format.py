@@ -67,6 +67,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "config_reload": {"resource": "Market/m1", "applied": True, "digest_before": "a", "digest_after": "b"},
     "component_swap": {"resource": "Market/m1", "slot": "spread", "from": "fixed", "to": "volatility_scaled"},
     "recording_gap": {"dropped": 12},
+    "reconcile": {"resource": "m1", "generation": 3, "now_us": T0, "kill_switch": [False, False]},
+    "order_result": {"action": "cancel", "exchange_order_id": "ord-1", "error": None, "raised": False},
+    "book_state": {"stale": True, "reason": "seq gap"},
+    "node_cancel": {"execution": "live", "reason": "shutdown", "orders": [["ord-1", None]]},
+    "orders_resync": {"execution": "live", "open_orders": [], "adopted": [], "dropped": ["ord-1"]},
+    "market_settled": {"execution": "paper", "value_units": 10000, "venue_ts_us": T0},
     "session_end": {"reason": "node stopped (drain)", "state": {"accounts": []}},
 }
 

@@ -227,12 +227,57 @@ async def test_book_snapshot_then_deltas_and_a_snapshot_every_interval(tmp_path:
         "size_units": 500,
         "delta_units": 500,
         "action": "add",
+        "book_ts_us": START,  # the book's own timestamp, which a stale_data rule measures
     }
     assert {(r.data["price_units"], r.data["action"]) for r in records[4:6]} == {(4600, "add"), (4500, "remove")}
     assert records[7].data["yes_bids"] == [[4800, 400], [4500, 5000]]
     assert records[8].data["action"] == "remove"
     yes, no = replay_book(records)
     assert yes == {4500: 5000} and no == {4600: 200}
+
+
+async def test_a_capture_that_only_moves_the_book_timestamp_is_written_as_a_snapshot(tmp_path: Path) -> None:
+    """An identical resync changes no level but the book's timestamp: a replay must see that time too."""
+    recorder, _ = make(tmp_path)
+    await recorder.start()
+    book = book_with([(4500, 5000)], [(4500, 5000)])
+    recorder.record_book(MARKET, book)
+    book.apply_snapshot([(4500, 5000)], [(4500, 5000)], START + 7)
+    recorder.record_book(MARKET, book)
+    recorder.record_book(MARKET, book)  # nothing at all changed: nothing written
+    await recorder.close()
+    books = [r for r in records_of(recorder) if r.type.startswith("book")]
+    assert [r.type for r in books] == ["book_snapshot", "book_snapshot"]
+    assert books[1].data["book_ts_us"] == START + 7 and books[1].data["yes_bids"] == [[4500, 5000]]
+
+
+async def test_a_periodic_snapshot_waits_for_the_end_of_a_reconcile_cycle(tmp_path: Path) -> None:
+    """Snapshots fall between the node's cycles, never between an order call and its answer: a replay can start
+    at any of them."""
+    recorder, _ = make(tmp_path)
+    await recorder.start()
+    recorder.record("trade", MARKET, trade(1))  # opens the session (and its first snapshot)
+    recorder.hold_snapshots(MARKET)
+    recorder.hold_snapshots(MARKET)  # nested: a second Market on the ticker
+    recorder.snapshot_now()
+    recorder.record("order_sent", MARKET, {"client_order_id": "c", "side": "yes", "order_side": "buy",
+                                          "price_units": 4800, "size_units": 500})  # fmt: skip
+    recorder.release_snapshots(MARKET)
+    recorder.record("order_ack", MARKET, {"client_order_id": "c", "exchange_order_id": "o", "status": "open"})
+    recorder.release_snapshots(MARKET)  # the cycle is over: the snapshot due meanwhile is taken now
+    recorder.snapshot_now()  # not held: at once
+    await recorder.close()
+    types = [r.type for r in records_of(recorder)]
+    assert types == [
+        "session_start",
+        "state_snapshot",
+        "trade",
+        "order_sent",
+        "order_ack",
+        "state_snapshot",
+        "state_snapshot",
+        "session_end",
+    ]
 
 
 async def test_snapshots_only_records_no_deltas(tmp_path: Path) -> None:

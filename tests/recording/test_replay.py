@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import gzip
 import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mm.cli.main import main
 from mm.reconcilers.replay_path import EngineQuotePath
 from mm.recording.format import SessionFormatError, SessionRecord, encode_record, read_session
-from mm.recording.replay import ReplayError, SessionReplayer, compare
+from mm.recording.recorder import SessionRecorder
+from mm.recording.replay import Divergence, ReplayError, SessionReplayer, compare
 from mm.sim.types import BookSide as SimBookSide
-from tests.controller.harness import EXCHANGE_YAML, RISK_YAML, market_yaml, running_node, wait_until
+from tests.controller.harness import EXCHANGE_YAML, RISK_YAML, Harness, market_yaml, running_node, wait_until
 from tests.recording.test_node_recording import node_yaml, recorded
 
 
@@ -40,43 +44,89 @@ spec:
 """
 
 
-async def _record(directory: Path) -> Path:
+@asynccontextmanager
+async def recording_node(
+    directory: Path, market: Callable[[str], str] = lambda ticker: market_yaml("m1", ticker)
+) -> AsyncIterator[tuple[Harness, SessionRecorder, str]]:
+    """A node on the simulator recording to ``directory``/sessions, with one Market (``market(ticker)``) on the
+    first ticker, whose book is seeded: the harness, the recorder and the ticker."""
     sessions = directory / "sessions"
 
     def build(tickers: list[str]) -> list[str]:
-        return [EXCHANGE_YAML, strategy_yaml(), RISK_YAML, market_yaml("m1", tickers[0]), node_yaml(sessions)]
+        return [EXCHANGE_YAML, strategy_yaml(), RISK_YAML, market(tickers[0]), node_yaml(sessions)]
 
     async with running_node(directory, build) as h:
         recorder = h.runtime.recorder
         assert recorder is not None
         ticker = h.tickers()[0]
         h.seed_book(ticker)
+        yield h, recorder, ticker
+
+
+async def record_a_fill(directory: Path, until: Callable[[list[SessionRecord]], bool], what: str) -> Path:
+    """A session of Market m1 quoting, then filled (inventory, a new mid), recorded until ``until`` holds."""
+    async with recording_node(directory) as (h, recorder, ticker):
         await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
         h.take(ticker, SimBookSide.ASK, 4800, 500)  # a crowd seller hits our 0.48 bid: inventory, a new mid
         account = h.runtime.node.account("sim", "live")
         await wait_until(lambda: account.ledger.net_units(ticker) == 500, what="the fill in the ledger")
-
-        def quoted_after_a_snapshot_with_the_fill(records: list[SessionRecord]) -> bool:
-            seen = False
-            for r in records:
-                if r.type == "state_snapshot" and r.data["accounts"] and r.data["accounts"][0]["position_units"]:
-                    seen = True
-                elif seen and r.type == "quote_generated" and r.data["inputs"]["inventory_units"] == 500:
-                    return True
-            return False
-
-        await recorded(recorder, quoted_after_a_snapshot_with_the_fill, "a quote after a snapshot with the fill")
+        await recorded(recorder, until, what)
         path = recorder.paths[0]
     return path
 
 
+def _quoted_after_a_snapshot_with_the_fill(records: list[SessionRecord]) -> bool:
+    seen = False
+    for r in records:
+        if r.type == "state_snapshot" and r.data["accounts"] and r.data["accounts"][0]["position_units"]:
+            seen = True
+        elif seen and r.type == "quote_generated" and r.data["inputs"]["inventory_units"] == 500:
+            return True
+    return False
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return asyncio.run(_record(tmp_path_factory.mktemp("replay")))
+    directory = tmp_path_factory.mktemp("replay")
+    return asyncio.run(
+        record_a_fill(directory, _quoted_after_a_snapshot_with_the_fill, "a quote after a snapshot with the fill")
+    )
 
 
 def quotes_of(records: list[SessionRecord]) -> list[SessionRecord]:
     return [r for r in records if r.type == "quote_generated"]
+
+
+def rewrite(
+    source: Path, target: Path, change: Callable[[SessionRecord], dict[str, Any] | None], *, keep_seq: bool = False
+) -> Path:
+    """A copy of ``source`` with each record's data replaced by ``change`` (None drops the record; seqs renumbered)."""
+    with gzip.open(target, "wb") as out:
+        seq = 0
+        for record in read_session(source):
+            data = change(record)
+            if data is None:
+                continue
+            seq = record.seq if keep_seq else seq + 1
+            out.write(encode_record(seq, record.ts_us, record.type, record.market, data))
+    return target
+
+
+def wider_spread(records: list[SessionRecord]) -> dict[str, Any]:
+    """The session's recorded Strategy with a base spread of 0.06 instead of 0.04."""
+    override = dict(records[0].data["config"]["markets"][0]["strategy"])
+    components = dict(override["components"])
+    components["spread"] = {**components["spread"], "params": {"base_spread": "0.06"}}
+    override["components"] = components
+    return override
+
+
+def assert_the_wider_spread_diverged_at_the_first_quote(d: Divergence | None, records: list[SessionRecord]) -> None:
+    first = quotes_of(records)[0]
+    assert d is not None
+    assert (d.index, d.seq, d.type) == (records.index(first) + 1, first.seq, "quote_generated")
+    assert d.field == "strategy.quotes.yes_bid"
+    assert d.expected == [4800, 500] and d.got == [4700, 500]  # mid 0.50 − 0.03 instead of − 0.02
 
 
 def test_instant_replay_reproduces_every_quote_exactly(session: Path) -> None:
@@ -101,19 +151,12 @@ def test_instant_replay_reproduces_every_quote_exactly(session: Path) -> None:
 def test_a_changed_spread_diverges_at_the_first_quote(session: Path) -> None:
     records = read_session(session)
     first = quotes_of(records)[0]
-    override = dict(records[0].data["config"]["markets"][0]["strategy"])
-    components = dict(override["components"])
-    components["spread"] = {**components["spread"], "params": {"base_spread": "0.06"}}
-    override["components"] = components
 
-    report = SessionReplayer(session, EngineQuotePath, strategy_override=override).run()
+    report = SessionReplayer(session, EngineQuotePath, strategy_override=wider_spread(records)).run()
 
     d = report.divergence
-    assert d is not None
-    assert (d.index, d.seq, d.type) == (records.index(first) + 1, first.seq, "quote_generated")
-    assert d.field == "strategy.quotes.yes_bid"
-    assert d.expected == [4800, 500] and d.got == [4700, 500]  # mid 0.50 − 0.03 instead of − 0.02
-    assert report.quotes_checked == 0
+    assert_the_wider_spread_diverged_at_the_first_quote(d, records)
+    assert d is not None and report.quotes_checked == 0
     text = d.describe()
     assert f"seq {first.seq}" in text and "strategy.quotes.yes_bid" in text and "[4800,500]" in text
 
@@ -212,12 +255,12 @@ def test_compare_is_exact() -> None:
     assert compare({"a": 1}, {}) == ("a", 1, "<missing>")
 
 
-# ---------------------------------------------------------------------- mmctl replay
+# ---------------------------------------------------------------------- mmctl replay --quotes-only
 
 
 def test_cli_identical_exits_0(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
     quotes = len(quotes_of(read_session(session)))
-    assert main(["replay", str(session)]) == 0
+    assert main(["replay", str(session), "--quotes-only"]) == 0
     assert f"identical: {quotes} quotes checked" in capsys.readouterr().out
 
 
@@ -226,7 +269,7 @@ def test_cli_changed_parameter_exits_1_with_the_report(
 ) -> None:
     changed = tmp_path / "strategy.yaml"
     changed.write_text(strategy_yaml(spread="0.06"))
-    assert main(["replay", str(session), "-f", str(changed)]) == 1
+    assert main(["replay", str(session), "--quotes-only", "-f", str(changed)]) == 1
     out = capsys.readouterr().out
     assert "divergence at record" in out
     assert "field:    strategy.quotes.yes_bid" in out
@@ -234,7 +277,8 @@ def test_cli_changed_parameter_exits_1_with_the_report(
 
 
 def test_cli_from_snapshot_and_accelerated(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(session), "--from-snapshot", "2", "--mode", "accelerated", "--speed", "1000"]) == 0
+    args = ["--quotes-only", "--from-snapshot", "2", "--mode", "accelerated", "--speed", "1000"]
+    assert main(["replay", str(session), *args]) == 0
     assert "quotes checked from the state_snapshot at seq" in capsys.readouterr().out
 
 
@@ -265,23 +309,29 @@ def test_quotes_carry_the_risk_inputs_and_replay_evaluates_on_them(session: Path
     risk_inputs = first.data["inputs"]["risk"]
     assert risk_inputs["states"] == ["active", "active", "active"]
     assert [u[0] for u in risk_inputs["usage"]] == [first.market] or risk_inputs["usage"] == []
-    tampered = tmp_path / "tampered.jsonl.gz"
-    with gzip.open(tampered, "wb") as out:
-        for record in records:
-            data = dict(record.data)
-            if record.seq == first.seq:
-                inputs = dict(data["inputs"])
-                inputs["risk"] = {**risk_inputs, "hourly_pnl_units": -1_000_000, "daily_pnl_units": -1_000_000}
-                data["inputs"] = inputs
-            out.write(encode_record(record.seq, record.ts_us, record.type, record.market, data))
+
+    def tamper(record: SessionRecord) -> dict[str, Any]:
+        data = dict(record.data)
+        if record.seq == first.seq:
+            inputs = dict(data["inputs"])
+            inputs["risk"] = {**risk_inputs, "hourly_pnl_units": -1_000_000, "daily_pnl_units": -1_000_000}
+            data["inputs"] = inputs
+        return data
+
+    tampered = rewrite(session, tmp_path / "tampered.jsonl.gz", tamper, keep_seq=True)
     report = SessionReplayer(tampered, EngineQuotePath).run()
     assert report.divergence is not None and report.divergence.seq == first.seq
     assert report.divergence.field.startswith("risk.")
 
 
-def test_the_committed_example_session_replays_identically() -> None:
-    """examples/sessions/ holds a real `make demo` recording: the recorder and replay must stay compatible with it."""
-    example = next((Path(__file__).resolve().parents[2] / "examples" / "sessions").glob("session_*.jsonl.gz"))
-    report = SessionReplayer(example, EngineQuotePath).run()
-    assert report.divergence is None
-    assert report.quotes_checked > 100
+def test_the_committed_sessions_quote_paths_replay_identically() -> None:
+    """examples/sessions/ holds a real `make demo` recording and tests/recording/sessions/ one from an earlier format:
+    the recorder and the replay must stay compatible with both."""
+    root = Path(__file__).resolve().parents[2]
+    files = [*(root / "examples" / "sessions").glob("session_*.jsonl.gz")]
+    files += (root / "tests" / "recording" / "sessions").glob("session_*.jsonl.gz")
+    assert len(files) == 2
+    for example in files:
+        report = SessionReplayer(example, EngineQuotePath).run()
+        assert report.divergence is None, (example.name, report.describe())
+        assert report.quotes_checked > 100
