@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -82,6 +82,17 @@ def _choice(value: str, option: str, allowed: Iterable[str]) -> None:
         raise typer.BadParameter(f"must be one of {', '.join(choices)}, not {value!r}", param_hint=option)
 
 
+def _seconds(value: str, option: str) -> Decimal:
+    """A number of seconds given as text, read exactly (a usage error when it is not a finite number)."""
+    try:
+        seconds = Decimal(value)
+    except InvalidOperation:
+        raise typer.BadParameter(f"must be a number of seconds, not {value!r}", param_hint=option) from None
+    if not seconds.is_finite():
+        raise typer.BadParameter(f"must be a finite number of seconds, not {value!r}", param_hint=option)
+    return seconds
+
+
 def _settlement(value: str | None) -> int | None:
     """``--settle yes|no`` → the YES value in $0.0001; None when not given (a usage error when invalid)."""
     if value is None:
@@ -131,7 +142,7 @@ def backtest(
     settlement = _settlement(settle)
     try:
         if calibrate:
-            return _calibrate(file, output, seed, Decimal(window), skip_bad)
+            return _calibrate(file, output, seed, _seconds(window, "--window"), skip_bad)
         strategy, risk = load_specs(filename) if filename else (None, None)
         tape = load_tape(file, skip_bad=skip_bad)
         config = backtest_config(
@@ -141,7 +152,7 @@ def backtest(
             risk_policy=risk,
             fill_model=fill_model,
             seed=seed,
-            requote_interval_s=Decimal(requote_interval),
+            requote_interval_s=_seconds(requote_interval, "--requote-interval"),
             settlement_value_units=settlement,
         )
         result = run_backtest(tape, config)

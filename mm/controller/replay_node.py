@@ -19,6 +19,9 @@ Older recordings (no ``reconcile`` records, ``replay_format`` 1, like ``tests/re
 explains, at its time). Their cancels and amends have no recorded answer: the replay assumes they succeeded and
 returned as late as they can have (just before the next cycle) — an approximation, which the report notes.
 
+A ``replay_format`` 2 file did not record the order resyncs that only replaced the tracker's copy of an order; the
+replay infers them where the file shows one ran (:mod:`mm.controller.replay_resyncs`) and notes it.
+
 Partial replay (``from_snapshot=N``): a recording that carries restore data skips to the N-th ``state_snapshot``
 without running anything (only the config, market facts and kill switches are followed), restores the node
 there and checks from it; an older one is run from the start with checking off until that snapshot.
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mm.controller.errors import TerminalError, TransientError
+from mm.controller.replay_resyncs import VenueReads
 from mm.controller.replay_setup import ReplayNode, build_replay_node, changed_custom_rules, external_usage_of
 from mm.controller.session_content import session_state
 from mm.domain.errors import MmError
@@ -156,6 +160,8 @@ class NodeReplayer:
         self._format = int(start.data.get("replay_format") or 1)
         self._report.replay_format = self._format
         self._replay = build_replay_node(start, self, strategy_override=self.strategy_override)
+        if self._format == 2:
+            self._replay.venue_reads = VenueReads()  # its resyncs that only replaced copies are not in it
         ignore = _OVERRIDE_IGNORES if self.strategy_override is not None else {}
         old = self._format < 2
         if old:
@@ -302,6 +308,7 @@ class NodeReplayer:
             if accepts(record):
                 clock = self.replay.clock
                 clock.set_us(max(clock.now_us(), record.ts_us))  # when the live call returned
+                self.replay.note_venue(record)
                 return record
             await self._handle(record)
         return None
@@ -341,8 +348,10 @@ class NodeReplayer:
             await replay.venue.apply_trade(record)
         elif kind == "fill":
             await replay.adapter(str(record.data.get("execution", "live"))).apply_fill(record)
+            replay.note_venue(record)
         elif kind == "order_update":
             await replay.adapter(str(record.data.get("execution", "live"))).apply_order_update(record)
+            replay.note_venue(record)
         elif kind == "state_snapshot":
             self._state_snapshot(index, record)
         elif kind in _ANSWERS:
@@ -354,7 +363,12 @@ class NodeReplayer:
         elif kind == "node_cancel":
             replay.apply_node_cancel(record.data)
         elif kind == "orders_resync":
-            replay.apply_orders_resync(record.data)
+            inferred = replay.apply_orders_resync(record.data)
+            if inferred:
+                self._report.notes.append(
+                    f"seq {record.seq}: a format-2 recording does not hold the order resync the node ran just before "
+                    f"(it replaced only copies): {', '.join(inferred)} taken as the venue last answered for it"
+                )
         elif kind == "market_settled":
             account = replay.account(str(record.data["execution"]))
             account.ledger.apply_settlement(record.market, int(record.data["value_units"]), record.ts_us)

@@ -26,6 +26,7 @@ from mm.adapters.replay import RecordFeed, ReplayExchangeAdapter, market_info_fr
 from mm.clock import SimulatedClock
 from mm.controller.node import PAPER_BALANCE_MICROS, Account, ExchangeConnection, Execution, NodeContext
 from mm.controller.orders import OrderTracker
+from mm.controller.replay_resyncs import VenueReads
 from mm.controller.resources import ResourceStore
 from mm.controller.session_content import custom_rule_fingerprints
 from mm.controller.session_restore import restore_account, restore_runtime
@@ -66,6 +67,9 @@ class ReplayNode:
     strategy_override: Mapping[str, Any] | None = None
     external: dict[str, MarketUsage] = field(default_factory=dict)
     """This cycle's usage of the markets outside the recording (the account's other markets)."""
+    venue_reads: VenueReads | None = None
+    """A ``replay_format`` 2 file: the venue's last REST reads of our orders, for the resyncs it did not record
+    (:mod:`mm.controller.replay_resyncs`); None for a file that records them all."""
 
     @property
     def store(self) -> ResourceStore:
@@ -188,22 +192,54 @@ class ReplayNode:
             account.tracker.cancelled(order_id)
         adapter.forget_orders(done)
 
-    def apply_orders_resync(self, data: Mapping[str, Any]) -> None:
-        """The Exchange reconciler's resync with the venue's open orders (or a stuck create looked up)."""
+    def apply_orders_resync(self, data: Mapping[str, Any]) -> list[str]:
+        """The Exchange reconciler's resync with the venue's open orders (or a stuck create looked up). Returns the
+        exchange ids of the orders whose copy an unrecorded resync of a format-2 file replaced (inferred)."""
         execution, ticker = str(data["execution"]), self.ticker
         account, adapter = self.account(execution), self.adapter(execution)
+        reads = self.venue_reads if execution == "live" else None
+        inferred: list[str] = []
         if data.get("open_orders") is not None:
             venue_open = [order_from_payload(ticker, o) for o in data["open_orders"]]
             account.tracker.resync(venue_open, market_id=ticker)
             listed = {o.exchange_order_id for o in venue_open}
             adapter.forget_orders([i for i, o in adapter.orders.items() if o.status.is_live and i not in listed])
             adapter.restore(venue_open, {})
+            if reads is not None:
+                for order in venue_open:
+                    reads.read(order)
+        elif reads is not None:
+            # Stuck creates are looked up right after the open orders were resynced, which a format-2 file recorded
+            # only when an order was adopted or dropped: the venue's copies replaced the tracker's just before.
+            for order in reads.of(account.tracker.open_orders(ticker)):
+                account.tracker.update(order)
+                adapter.restore([order], {})
+                inferred.append(order.exchange_order_id or "")
         for payload in data.get("resolved") or []:
             order = order_from_payload(ticker, payload)
             account.tracker.acked(order)
             adapter.restore([order], {})
+            if reads is not None:
+                reads.read(order)
         for client_order_id in data.get("failed") or []:
             account.tracker.failed(str(client_order_id))
+        return inferred
+
+    def note_venue(self, record: SessionRecord) -> None:
+        """A format-2 file: what ``record`` tells of the venue's copy of our orders (see :attr:`venue_reads`)."""
+        reads, data = self.venue_reads, record.data
+        if reads is None:
+            return
+        live = data.get("execution", "live") == "live"
+        if record.type == "order_update" and live:
+            reads.streamed(order_from_payload(record.market, data))
+        elif record.type == "fill" and live:
+            reads.moved(str(data["order_id"]), int(data["venue_ts_us"]))
+        elif record.type == "order_result" and data.get("error") is None and not data.get("raised"):
+            if data.get("action") == "amend" and data.get("order") is not None:
+                reads.read(order_from_payload(record.market, data["order"]))  # the adapter re-reads it over REST
+            elif data.get("action") == "decrease":
+                reads.moved(str(data["exchange_order_id"]))
 
     # ------------------------------------------------------------------ the store
 

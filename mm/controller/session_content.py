@@ -20,9 +20,11 @@ from mm.specs.risk import RiskPolicySpec
 
 __all__ = ["REPLAY_FORMAT", "custom_rule_fingerprints", "session_info", "session_state"]
 
-REPLAY_FORMAT = 2
+REPLAY_FORMAT = 3
 """``session_start.replay_format``: 2 = the file marks every reconcile cycle and every order call's answer, and
-its snapshots carry the state a replay restores (absent in older recordings: 1)."""
+its snapshots carry the state a replay restores (absent in older recordings: 1); 3 = it also records every order
+resync that changed a tracked order, not only those that adopted or dropped one (a format-2 replay infers those
+where it can: :mod:`mm.controller.replay_resyncs`)."""
 
 
 def custom_rule_fingerprints(policy: RiskPolicySpec) -> dict[str, dict[str, str | None]]:

@@ -152,8 +152,12 @@ class ExchangeReconciler:
         if live is not None or not conn.loaded:
             venue_open = await conn.venue.get_open_orders()
             account = live if live is not None else self.node.account(conn.name, "live")
+            known = {o.exchange_order_id: o for o in account.tracker.open_orders()}
             adopted, dropped = account.tracker.resync(venue_open)
-            self._record_resync(account, venue_open, adopted, dropped)
+            # The venue's copy of an order we knew replaces ours (other timestamps, YES terms, what the venue
+            # reports of its terms): a change to the tracker like an adoption, which a replay must see too.
+            replaced = [o for o in account.tracker.open_orders() if known.get(o.exchange_order_id, o) != o]
+            self._record_resync(account, venue_open, adopted, dropped, replaced)
             for order in adopted:
                 self.node.event(f"Exchange/{conn.name}", "OrderAdopted", f"{order.client_order_id} was resting")
             for order in dropped:
@@ -205,19 +209,27 @@ class ExchangeReconciler:
         conn.last_resync_us = now_us
 
     def _record_resync(
-        self, account: Account, venue_open: Sequence[Order], adopted: Sequence[Order], dropped: Sequence[Order]
+        self,
+        account: Account,
+        venue_open: Sequence[Order],
+        adopted: Sequence[Order],
+        dropped: Sequence[Order],
+        replaced: Sequence[Order],
     ) -> None:
         """``orders_resync`` in the session of every recorded market whose tracked orders the venue's list changed
-        (adopted or dropped ones): the venue's open orders of that market, which a replay resyncs to as given."""
+        (adopted, dropped, or known ones whose copy the venue's replaced): the venue's open orders of that market,
+        which a replay resyncs to as given."""
         recorder = self.node.recorder
         if recorder is None:
             return
-        for market in sorted({o.request.market_id for o in (*adopted, *dropped)} & recorder.markets):
+        changed = {o.request.market_id for o in (*adopted, *dropped, *replaced)}
+        for market in sorted(changed & recorder.markets):
             data = {
                 "execution": account.execution,
                 "open_orders": [order_payload(o) for o in venue_open if o.request.market_id == market],
                 "adopted": [o.client_order_id for o in adopted if o.request.market_id == market],
                 "dropped": [o.exchange_order_id for o in dropped if o.request.market_id == market],
+                "replaced": [o.exchange_order_id for o in replaced if o.request.market_id == market],
             }
             recorder.record("orders_resync", market, data)
 

@@ -107,6 +107,8 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "backtest", EXAMPLE, "--fill-model", "psychic")[0] == 2
     assert run(capsys, "backtest", EXAMPLE, "--settle", "maybe")[0] == 2
     assert run(capsys, "backtest", EXAMPLE, "-o", "xml")[0] == 2
+    assert run(capsys, "backtest", EXAMPLE, "--requote-interval", "soon")[0] == 2
+    assert run(capsys, "backtest", "--calibrate", EXAMPLE, "--window", "nan")[0] == 2
     assert run(capsys, "sweep", EXAMPLE, "--grid", "gamma=0.1", "--export", "x.txt")[0] == 2
 
 

@@ -65,7 +65,7 @@ def counts(records: list[SessionRecord]) -> Counter[str]:
 def test_the_recording_marks_cycles_answers_and_restorable_state(session: Path) -> None:
     records = read_session(session)
     present = counts(records)
-    assert records[0].data["replay_format"] == 2 and records[0].data["client_id_prefix"] == "mm"
+    assert records[0].data["replay_format"] == 3 and records[0].data["client_id_prefix"] == "mm"
     assert present["reconcile"] >= present["quote_generated"] >= 3
     assert present["order_amend"] + present["order_sent"] >= 3 and present["fill"] >= 1
     assert present["order_result"] >= 1 and present["node_cancel"] == 1  # an amend's answer; the shutdown cancels
@@ -313,6 +313,100 @@ def test_a_paper_session_replays_identically(tmp_path: Path) -> None:
     present = counts(records)
     assert report.quotes_checked == present["quote_generated"]
     assert report.orders_checked == sum(present[t] for t in ORDER_ACTIONS) > 0
+
+
+# ---------------------------------------------------------------------- the Exchange reconciler's order resyncs
+
+
+def _replaced_a_quote(records: list[SessionRecord]) -> bool:
+    """A resync that adopted and dropped nothing but replaced the tracker's copy of a quote with the venue's, and a
+    state snapshot after it."""
+    resyncs = [r.seq for r in records if r.type == "orders_resync" and r.data.get("replaced")]
+    return bool(resyncs) and any(r.type == "state_snapshot" and r.seq > resyncs[0] for r in records)
+
+
+async def _record_a_replacing_resync(directory: Path) -> tuple[Path, list[tuple[bool, bool]]]:
+    async with recording_node(directory) as (h, recorder, ticker):
+        await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
+        # the harness resyncs every second: the venue's copies (its own times) replace the acks' in the tracker
+        await recorded(recorder, _replaced_a_quote, "a resync replacing a quote's copy, then a snapshot")
+        tracked = h.runtime.node.account("sim", "live").tracker.open_orders(ticker)
+        terms = [(o.request.post_only, o.request.reduce_only) for o in tracked]
+        path = recorder.paths[0]
+    return path, terms
+
+
+def test_a_resync_that_only_replaced_a_tracked_order_is_recorded_and_replayed(tmp_path: Path) -> None:
+    """The venue's copy of an order the node knew replaces the tracker's at every resync: that changes the tracker
+    as an adoption does (times, the order's terms), so it is recorded, and the replay applies it where it happened.
+    The venue does not report ``post_only``: the copy keeps the one the order was sent with."""
+    session, live_terms = asyncio.run(_record_a_replacing_resync(tmp_path))
+    records = read_session(session)
+    assert records[0].data["replay_format"] == 3
+    replacing = next(r for r in records if r.type == "orders_resync" and r.data.get("replaced"))
+    assert not replacing.data["adopted"] and not replacing.data["dropped"]
+    listed = {o["exchange_order_id"]: o for o in replacing.data["open_orders"]}
+    assert set(replacing.data["replaced"]) <= set(listed)
+    assert all(o["post_only"] is True and o["reduce_only"] is False for o in listed.values())
+    assert live_terms and all(terms == (True, False) for terms in live_terms)
+
+    report = NodeReplayer(session).run()
+
+    assert report.divergence is None, report.describe()
+    assert report.checked["state_snapshot"] >= 1 and not report.notes
+
+
+TRIMMED_FORMAT_2 = Path(__file__).parent / "trimmed" / "format2_unrecorded_resync.jsonl.gz"
+"""Trimmed from a real `make demo` recording (replay_format 2) of KXBTCD-26AUG1318-T95499.99: its session_start; a
+state_snapshot built by the replay (identical up to there) just before the cycle at original seq 15435; then the
+original records from that cycle through the state_snapshot at original seq 16014, renumbered from 3. In it the
+node amends order-83131 (the answer, a REST read, has post_only false: the venue does not report it), the order
+stream reports the same state (post_only true, millisecond times) just after, and 17 s later the Exchange
+reconciler resyncs the open orders — replacing the stream's copy with the venue's, which a format-2 file did not
+record — and then gives up on a stuck create (the orders_resync with ``failed``). The snapshot holds the venue's
+copy."""
+
+
+def test_a_format_2_resync_that_only_replaced_an_order_is_inferred_where_the_file_shows_it() -> None:
+    records = read_session(TRIMMED_FORMAT_2)
+    assert records[0].data["replay_format"] == 2
+    answer = next(r for r in records if r.type == "order_result" and r.data["exchange_order_id"] == "order-83131")
+    streamed = next(r for r in records if r.type == "order_update" and r.seq > answer.seq)
+    lookup = next(r for r in records if r.type == "orders_resync")
+    snapshot = records[-1]
+    (kept,) = snapshot.data["accounts"][0]["restore"]["orders"]
+    assert answer.seq < streamed.seq < lookup.seq < snapshot.seq and "open_orders" not in lookup.data
+    assert (answer.data["order"]["post_only"], streamed.data["post_only"], kept["post_only"]) == (False, True, False)
+    assert streamed.data["updated_us"] // 1000 == answer.data["order"]["updated_us"] // 1000
+    assert kept == answer.data["order"]  # the venue's copy, not the stream's the replay held before
+
+    report = NodeReplayer(TRIMMED_FORMAT_2).run()
+
+    assert report.divergence is None, report.describe()
+    assert report.checked["state_snapshot"] == 1 and report.orders_checked == 4
+    assert len(report.notes) == 1 and f"seq {lookup.seq}" in report.notes[0] and "order-83131" in report.notes[0]
+
+
+def test_a_format_2_inference_needs_the_venue_copy_to_still_hold(tmp_path: Path) -> None:
+    """The stream reporting a later state of the order after the amend's answer (here: a later millisecond) means
+    the venue's copy at the resync is not in the file: the replay keeps its own, and says where it differs."""
+    answer = next(
+        r
+        for r in read_session(TRIMMED_FORMAT_2)
+        if r.type == "order_result" and r.data["exchange_order_id"] == "order-83131"
+    )
+
+    def later(record: SessionRecord) -> dict[str, Any]:
+        data = dict(record.data)
+        if record.type == "order_update" and record.seq > answer.seq and data["exchange_order_id"] == "order-83131":
+            data["updated_us"] = data["venue_ts_us"] = data["updated_us"] + 1000
+        return data
+
+    report = NodeReplayer(rewrite(TRIMMED_FORMAT_2, tmp_path / "later.jsonl.gz", later, keep_seq=True)).run()
+
+    d = report.divergence
+    assert d is not None and d.type == "state_snapshot" and not report.notes
+    assert d.field.startswith("accounts[0].restore.orders[0].")
 
 
 # ---------------------------------------------------------------------- the committed sample and older recordings

@@ -15,6 +15,9 @@ Choices:
   refused by the venue) CANCELLED, a partial fill that still rests PARTIALLY_FILLED, else OPEN.
 * Amend re-reads the order afterwards (the amend ack has no price/size); the returned order is in YES terms
   as every order read back from Kalshi (see :mod:`mm.adapters.kalshi.mapping`).
+* Every order read back (REST, the amend answer, ``user_order``) keeps the terms we created it with that the venue
+  does not report (``post_only`` above all): the adapter remembers each create's
+  :class:`~mm.adapters.kalshi.mapping.SentTerms` by client order id until the order is seen over (or refused).
 * Market statuses are normalised to initialized/active/paused/closed/determined/settled; the ``status`` filter
   of :meth:`list_markets` takes the normalised names and is applied client-side. ``series_id`` is the market's
   ``series_ticker`` when sent, else the part of ``event_ticker`` before the first ``-``.
@@ -45,9 +48,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from mm.adapters.base import Capabilities, ExchangeAdapter, MarketInfo, MessageHandler
-from mm.adapters.errors import ExchangeError, OrderRejectedError
+from mm.adapters.errors import ExchangeError, ExchangeUnavailableError, OrderRejectedError
 from mm.adapters.kalshi.book_feed import BookFeed, MalformedMessageError, parse_count, parse_price
 from mm.adapters.kalshi.mapping import (
+    SentTerms,
     WireFormatError,
     balance_from_wire,
     fill_from_wire,
@@ -108,6 +112,9 @@ MARKET_CHANNELS: Final = ["orderbook_delta", "trade"]
 ACCOUNT_CHANNELS: Final = ["fill", "user_orders", "market_lifecycle_v2"]
 """Subscribed for all markets at connect: our orders and fills anywhere, every market's lifecycle."""
 _BOOK_TYPES: Final = frozenset({"orderbook_snapshot", "orderbook_delta"})
+_MAX_SENT_TERMS: Final = 100_000
+"""Creates whose terms are kept at most: an order is forgotten when seen over, so only those whose end was never
+seen (a stream message lost) pile up; past this the oldest go (read back later, they get the defaults)."""
 
 _STATUS: Final = {
     "unopened": "initialized",
@@ -221,6 +228,8 @@ class KalshiAdapter(ExchangeAdapter):
         self.malformed: dict[str, int] = {}
         """Stream messages we could not read, by message type."""
         self.handler_failures = 0
+        self._sent_terms: dict[str, SentTerms] = {}
+        """The terms of our creates by client order id, for the orders read back (see the module docstring)."""
         self.feed: BookFeed | None = None
         if ws is not None:
             self.feed = BookFeed(ws.request_snapshot, self._grid_of, clock, log=log)
@@ -314,7 +323,8 @@ class KalshiAdapter(ExchangeAdapter):
             if kind == "fill":
                 event = fill_event_from_ws(body)
             elif kind == "user_order":
-                event = order_update_from_ws(body)
+                event = order_update_from_ws(body, self._sent_terms.get(str(body.get("client_order_id") or "")))
+                self._seen(event.order)
             elif kind == "trade":
                 event = public_trade_from_ws(body)
             else:
@@ -468,8 +478,15 @@ class KalshiAdapter(ExchangeAdapter):
     # ------------------------------------------------------------------ orders
 
     async def place_order(self, order: OrderRequest) -> Order:
-        ack = await self.rest.create_order(order_request_body(order, stp=self._stp))
-        return self._order_from_ack(order, ack)
+        added = self._expect([order])
+        try:
+            ack = await self.rest.create_order(order_request_body(order, stp=self._stp))
+            placed = self._order_from_ack(order, ack)
+        except ExchangeError as exc:
+            self._refused(added, [exc])
+            raise
+        self._seen(placed)
+        return placed
 
     async def cancel_order(self, order_id: str) -> None:
         await self.rest.cancel_order(order_id)
@@ -487,19 +504,61 @@ class KalshiAdapter(ExchangeAdapter):
         return await self._get_order(order_id)
 
     async def _get_order(self, order_id: str) -> Order:
-        return order_from_wire(await self.rest.order(order_id))
+        return self._read_back(await self.rest.order(order_id))
+
+    def _read_back(self, d: Mapping[str, Any]) -> Order:
+        """A venue Order object as our order: the terms the venue does not report are the ones we sent."""
+        order = order_from_wire(d, self._sent_terms.get(str(d.get("client_order_id") or "")))
+        self._seen(order)
+        return order
+
+    def _expect(self, requests: Sequence[OrderRequest]) -> list[str]:
+        """Remember the terms of creates about to be sent (before: their ``user_order`` may come before the
+        answer); returns the client order ids remembered now (a duplicate id keeps the first order's)."""
+        added = []
+        for request in requests:
+            cid = request.client_order_id
+            if cid not in self._sent_terms:
+                self._sent_terms[cid] = SentTerms.of(request)
+                added.append(cid)
+        while len(self._sent_terms) > _MAX_SENT_TERMS:
+            del self._sent_terms[next(iter(self._sent_terms))]
+        return added
+
+    def _refused(self, added: Sequence[str], errors: Sequence[BaseException | None]) -> None:
+        """Forget the terms of creates the venue definitely refused (a timed-out one may exist: kept)."""
+        for cid, error in zip(added, errors, strict=False):
+            if error is not None and not isinstance(error, ExchangeUnavailableError):
+                self._sent_terms.pop(cid, None)
+
+    def _seen(self, order: Order) -> None:
+        """An order read back: once it is over, nothing reads its terms again."""
+        if not order.status.is_live:
+            self._sent_terms.pop(order.client_order_id, None)
 
     async def place_orders(self, orders: Sequence[OrderRequest]) -> list[Order | ExchangeError]:
         if not orders:
             return []
-        answers = await self.rest.batch_create([order_request_body(o, stp=self._stp) for o in orders])
-        results: list[Order | ExchangeError] = []
-        for i, request in enumerate(orders):
-            if i >= len(answers):
-                results.append(ExchangeError(f"batch create: no result for {request.client_order_id!r}"))
-                continue
-            error = item_error(answers[i])
-            results.append(error if error is not None else self._order_from_ack(request, answers[i]))
+        added = self._expect(orders)
+        try:
+            answers = await self.rest.batch_create([order_request_body(o, stp=self._stp) for o in orders])
+            results: list[Order | ExchangeError] = []
+            for i, request in enumerate(orders):
+                if i >= len(answers):
+                    results.append(ExchangeError(f"batch create: no result for {request.client_order_id!r}"))
+                    continue
+                error = item_error(answers[i])
+                results.append(error if error is not None else self._order_from_ack(request, answers[i]))
+        except ExchangeError as exc:
+            self._refused(added, [exc] * len(added))
+            raise
+        first: dict[str, Order | ExchangeError] = {}
+        for request, result in zip(orders, results, strict=True):
+            first.setdefault(request.client_order_id, result)  # a duplicate id's refusal is not the first's
+        self._refused(added, [r if isinstance(r, ExchangeError) else None for r in map(first.get, added)])
+        for result in results:
+            if isinstance(result, Order):
+                self._seen(result)
         return results
 
     async def cancel_orders(self, order_ids: Sequence[str]) -> list[ExchangeError | None]:
@@ -528,12 +587,12 @@ class KalshiAdapter(ExchangeAdapter):
         return balance_from_wire(await self.rest.balance())
 
     async def get_open_orders(self, market_id: str | None = None) -> list[Order]:
-        return [order_from_wire(o) async for o in self.rest.orders(ticker=market_id, status="resting")]
+        return [self._read_back(o) async for o in self.rest.orders(ticker=market_id, status="resting")]
 
     async def get_order_by_client_id(self, client_order_id: str, market_id: str | None = None) -> Order | None:
         async for o in self.rest.orders(ticker=market_id):
             if o.get("client_order_id") == client_order_id:
-                return order_from_wire(o)
+                return self._read_back(o)
         return None
 
     async def get_fills(self, *, since_us: int | None = None, market_id: str | None = None) -> list[Fill]:

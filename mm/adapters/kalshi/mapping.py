@@ -6,6 +6,13 @@ at 1 − price), and every price is the YES price. Orders and fills read back fr
 to YES terms — ``book_side`` bid → (YES, BUY), ask → (YES, SELL), at the YES price — whatever side the request
 was phrased in. Positions are signed ``position_fp``: positive is YES held, negative NO held.
 
+Request terms: the venue's Order object and its ``user_order`` stream message need not report every term of the
+request we sent (the simulator's carry no ``post_only``). Read back without them, an order would come out with a
+default (``post_only`` false over REST) and overwrite the tracker's true copy — the amend answer and every resync
+did. The adapter therefore keeps each create's :class:`SentTerms` and hands them to
+:func:`order_from_wire` / ``order_update_from_ws``: a term the venue reports wins, one it does not is the term we
+sent, and only an order we never sent (placed before a restart, or by hand) gets the default.
+
 Balance: ``balance_dollars`` (or ``balance`` in cents) is the cash that can fund orders → ``available``.
 ``total`` is ``available`` plus ``portfolio_value`` (int cents: the value of open positions) when the venue
 sends it, else ``available``.
@@ -16,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from mm.clock import datetime_to_us
 from mm.domain.orders import Fill, Order, OrderRequest, OrderStatus
@@ -25,15 +32,41 @@ from mm.domain.price import ZERO_QUANTITY, Price, Quantity
 from mm.domain.sides import BookSide, OrderSide, Side, TimeInForce
 
 __all__ = [
+    "SentTerms",
     "balance_from_wire",
     "fill_from_wire",
     "order_from_wire",
     "order_request_body",
     "parse_rfc3339_us",
     "position_from_wire",
+    "request_terms",
 ]
 
 _CENTS: Final = Decimal(100)
+_TIFS: Final = frozenset(t.value for t in TimeInForce)
+
+
+class SentTerms(NamedTuple):
+    """The terms of a create that the venue does not change and may not report back (see the module docstring)."""
+
+    time_in_force: TimeInForce
+    post_only: bool
+    reduce_only: bool
+
+    @classmethod
+    def of(cls, request: OrderRequest) -> SentTerms:
+        return cls(request.time_in_force, request.post_only, request.reduce_only)
+
+
+def request_terms(d: Mapping[str, Any], sent: SentTerms | None, *, default_post_only: bool) -> SentTerms:
+    """An order's terms as read back: what the venue reports, else what we sent (``sent``), else the defaults
+    (good-till-cancelled, ``default_post_only``, not reduce-only)."""
+    fallback = sent if sent is not None else SentTerms(TimeInForce.GOOD_TILL_CANCELED, default_post_only, False)
+    tif_raw, post_raw, reduce_raw = d.get("time_in_force"), d.get("post_only"), d.get("reduce_only")
+    tif = TimeInForce(tif_raw) if tif_raw in _TIFS else fallback.time_in_force
+    post_only = bool(post_raw) if post_raw is not None else fallback.post_only
+    reduce_only = bool(reduce_raw) if reduce_raw is not None else fallback.reduce_only
+    return SentTerms(tif, post_only, reduce_only)
 
 
 class WireFormatError(ValueError):
@@ -106,16 +139,16 @@ def _order_status(status: object, filled: Quantity) -> OrderStatus:
     raise WireFormatError(f"unknown order status {status!r}")
 
 
-def order_from_wire(d: Mapping[str, Any]) -> Order:
-    """A Kalshi Order object (§5) → :class:`Order` in YES terms (``request.quantity`` = ``initial_count_fp``)."""
+def order_from_wire(d: Mapping[str, Any], sent: SentTerms | None = None) -> Order:
+    """A Kalshi Order object (§5) → :class:`Order` in YES terms (``request.quantity`` = ``initial_count_fp``);
+    the terms it does not report are ``sent``'s (see :func:`request_terms`)."""
     order_side = _book_terms(d)
     filled = Quantity.from_fp(str(d.get("fill_count_fp") or "0"))
     initial = Quantity.from_fp(str(_field(d, "initial_count_fp")))
     created = parse_rfc3339_us(str(_field(d, "created_time")))
     updated_raw = d.get("last_update_time")
     updated = parse_rfc3339_us(str(updated_raw)) if updated_raw else created
-    tif_raw = d.get("time_in_force")
-    tif = TimeInForce(tif_raw) if tif_raw in {t.value for t in TimeInForce} else TimeInForce.GOOD_TILL_CANCELED
+    terms = request_terms(d, sent, default_post_only=False)
     order_id = str(_field(d, "order_id"))
     request = OrderRequest(
         market_id=str(_field(d, "ticker")),
@@ -124,9 +157,9 @@ def order_from_wire(d: Mapping[str, Any]) -> Order:
         price=Price.from_dollars(str(_field(d, "yes_price_dollars"))),
         quantity=initial,
         client_order_id=str(d.get("client_order_id") or order_id),  # "" is allowed on the wire (§5)
-        time_in_force=tif,
-        post_only=bool(d.get("post_only", False)),
-        reduce_only=bool(d.get("reduce_only", False)),
+        time_in_force=terms.time_in_force,
+        post_only=terms.post_only,
+        reduce_only=terms.reduce_only,
     )
     return Order(
         request=request,

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final, get_args
 
-from mm.adapters.kalshi.mapping import WireFormatError, fill_from_wire, parse_rfc3339_us
+from mm.adapters.kalshi.mapping import SentTerms, WireFormatError, fill_from_wire, parse_rfc3339_us, request_terms
 from mm.domain.events import FillEvent, LifecycleKind, MarketLifecycle, OrderUpdate, PublicTrade, Settlement
 from mm.domain.orders import Order, OrderRequest, OrderStatus
 from mm.domain.price import PRICE_SCALE, Price, Quantity
-from mm.domain.sides import BookSide, OrderSide, Side, TimeInForce
+from mm.domain.sides import BookSide, OrderSide, Side
 from mm.domain.ticks import TickGrid
 
 __all__ = [
@@ -74,8 +74,9 @@ def _book_side(value: object) -> BookSide:
     raise WireFormatError(f"unknown book_side {value!r}")
 
 
-def order_update_from_ws(msg: Mapping[str, Any]) -> OrderUpdate:
-    """A ``user_order`` body → our order as the venue sees it now, in YES terms."""
+def order_update_from_ws(msg: Mapping[str, Any], sent: SentTerms | None = None) -> OrderUpdate:
+    """A ``user_order`` body → our order as the venue sees it now, in YES terms; the terms it does not report are
+    ``sent``'s (an order we never sent: post-only good-till-cancelled, the request's defaults)."""
     order_id = _str(msg, "order_id")
     book_side = _book_side(msg.get("book_side"))
     filled = _count(msg, "fill_count_fp")
@@ -93,6 +94,7 @@ def order_update_from_ws(msg: Mapping[str, Any]) -> OrderUpdate:
     created_us = parse_rfc3339_us(_str(msg, "created_time")) if created_ms is None else created_ms * 1000
     updated_ms = _int(msg, "last_updated_ts_ms")
     updated_us = updated_ms * 1000 if updated_ms is not None else created_us
+    terms = request_terms(msg, sent, default_post_only=True)
     request = OrderRequest(
         market_id=_str(msg, "ticker"),
         side=Side.YES,
@@ -100,7 +102,9 @@ def order_update_from_ws(msg: Mapping[str, Any]) -> OrderUpdate:
         price=_price(msg, "yes_price_dollars"),
         quantity=initial,
         client_order_id=str(msg.get("client_order_id") or order_id),
-        time_in_force=TimeInForce.GOOD_TILL_CANCELED,
+        time_in_force=terms.time_in_force,
+        post_only=terms.post_only,
+        reduce_only=terms.reduce_only,
     )
     order = Order(
         request=request,

@@ -10,6 +10,7 @@ import pytest
 from mm.adapters.errors import ExchangeError, OrderNotFoundError, OrderPriceError
 from mm.adapters.kalshi.adapter import KalshiAdapter, market_info_from_wire, normalise_status
 from mm.adapters.kalshi.book_feed import levels_of
+from mm.domain.events import ExchangeEvent, OrderUpdate
 from mm.domain.orders import Order, OrderStatus
 from mm.domain.price import Price, Quantity
 from mm.domain.sides import OrderSide
@@ -69,6 +70,38 @@ async def test_place_get_amend_cancel(sim: Simulator, me: KalshiAdapter) -> None
     assert await me.get_open_orders(ticker) == []
     with pytest.raises(OrderNotFoundError):
         await me.cancel_order("no-such-order")
+
+
+async def test_orders_read_back_keep_the_terms_the_venue_does_not_report(sim: Simulator, me: KalshiAdapter) -> None:
+    """The simulator's Order object and ``user_order`` carry no ``post_only``: every read-back of an order we placed
+    (the amend's answer, the open orders, a look-up, the stream) keeps the terms we sent instead of a default —
+    the node's tracker stores these copies over its own."""
+    ticker = active_ticker(sim)
+    seen: list[OrderUpdate] = []
+
+    async def keep(event: ExchangeEvent) -> None:
+        if isinstance(event, OrderUpdate):
+            seen.append(event)
+
+    me.on_event(keep)
+    maker = await me.place_order(request(ticker, "t-1", "0.4000", 5))  # post-only (the default)
+    plain = await me.place_order(request(ticker, "t-2", "0.3000", 5, post_only=False))
+    assert maker.exchange_order_id and plain.exchange_order_id
+
+    amended = await me.amend_order(
+        maker.exchange_order_id, price=Price.from_dollars("0.4100"), quantity=maker.request.quantity
+    )
+    assert amended.request.price == Price.from_dollars("0.4100") and amended.request.post_only
+    listed = {o.client_order_id: o.request.post_only for o in await me.get_open_orders(ticker)}
+    assert listed == {"t-1": True, "t-2": False}
+    found = await me.get_order_by_client_id("t-2", ticker)
+    assert found is not None and not found.request.post_only
+    await wait_until(lambda: {u.order.client_order_id for u in seen} >= {"t-1", "t-2"})
+    assert all(u.order.request.post_only is (u.order.client_order_id == "t-1") for u in seen)
+
+    await me.cancel_orders([maker.exchange_order_id, plain.exchange_order_id])
+    await wait_until(lambda: sum(not u.order.status.is_live for u in seen) == 2)
+    assert me._sent_terms == {}  # an order seen over is forgotten
 
 
 async def test_crossing_orders_fill(sim: Simulator, me: KalshiAdapter, bob: KalshiAdapter) -> None:

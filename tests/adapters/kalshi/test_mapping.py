@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mm.adapters.kalshi.mapping import (
+    SentTerms,
     WireFormatError,
     balance_from_wire,
     fill_from_wire,
@@ -96,6 +97,24 @@ def test_order_from_wire_resting_in_yes_terms() -> None:
     assert order.exchange_order_id == "ord-1" and order.client_order_id == "cid-1"
     assert order.created_us == datetime_to_us(datetime(2026, 8, 13, 20, 30, 0, 123456, tzinfo=UTC))
     assert order.updated_us == datetime_to_us(datetime(2026, 8, 13, 20, 31, tzinfo=UTC))
+
+
+def test_order_from_wire_terms_are_the_venues_else_the_ones_sent_else_defaults() -> None:
+    sent = SentTerms(TimeInForce.IMMEDIATE_OR_CANCEL, True, True)
+    unknown = order_from_wire(wire_order()).request  # an order we never sent: the defaults
+    assert (unknown.time_in_force, unknown.post_only, unknown.reduce_only) == (
+        TimeInForce.GOOD_TILL_CANCELED,
+        False,
+        False,
+    )
+    ours = order_from_wire(wire_order(), sent).request  # the venue does not report them: the ones sent
+    assert (ours.time_in_force, ours.post_only, ours.reduce_only) == tuple(sent)
+    reported = order_from_wire(wire_order(time_in_force="fill_or_kill", post_only=False, reduce_only=False), sent)
+    assert (reported.request.time_in_force, reported.request.post_only, reported.request.reduce_only) == (
+        TimeInForce.FILL_OR_KILL,
+        False,
+        False,
+    )
 
 
 @pytest.mark.parametrize(
