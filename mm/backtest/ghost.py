@@ -22,10 +22,10 @@ from mm.domain.events import PublicTrade
 from mm.domain.orders import Order, OrderRequest, OrderStatus
 from mm.domain.price import PRICE_SCALE, Price, Quantity
 from mm.domain.sides import OrderSide, Side
-from mm.domain.ticks import PriceRange, TickGrid
 from mm.recording.format import SessionRecord
+from mm.recording.replay import grid_of
 
-__all__ = ["FillRecord", "Ghost", "GhostRun", "grid_of"]
+__all__ = ["FillRecord", "Ghost", "GhostRun"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +37,6 @@ class FillRecord:
     quantity_units: int
     yes_price_units: int
     is_taker: bool
-
-
-def grid_of(ranges: Any) -> TickGrid:
-    """A recorded grid (``[[start, end, step], ...]`` in $0.0001) as a :class:`TickGrid`."""
-    return TickGrid.from_ranges(PriceRange(int(a), int(b), int(c)) for a, b, c in ranges)
 
 
 class Ghost:

@@ -41,8 +41,9 @@ from mm.domain.errors import BookIntegrityError, MmError
 from mm.domain.events import PublicTrade
 from mm.domain.price import PRICE_SCALE, Price, Quantity
 from mm.domain.sides import OrderSide, Side
-from mm.domain.ticks import PriceRange, TickGrid
+from mm.domain.ticks import TickGrid
 from mm.recording.format import SessionReader, SessionRecord
+from mm.recording.replay import grid_of
 
 __all__ = ["DELTA", "SNAPSHOT", "TRADE", "RecordedActivity", "RecordedMarket", "SessionTape", "TapeError", "load_tape"]
 
@@ -136,10 +137,6 @@ class SessionTape:
         return with_specs[0]
 
 
-def _grid(ranges: Any) -> TickGrid:
-    return TickGrid.from_ranges(PriceRange(int(s), int(e), int(st)) for s, e, st in ranges)
-
-
 class _Builder:
     """Turns records into tape entries, rebuilding the book (without our own orders) to derive ``mid_x2``, ``top``."""
 
@@ -175,7 +172,7 @@ class _Builder:
             session_id=str(data.get("session_id", "")),
             start_us=ts_us,
             end_us=ts_us,
-            grid=_grid(ranges),
+            grid=grid_of(ranges),
             close_time_us=int(close) if close else None,
             markets=markets,
             trading_node=config.get("trading_node"),
@@ -198,7 +195,7 @@ class _Builder:
                 if change:
                     self._push(DELTA, ts, 0 if side is Side.YES else 1, price, change)
             elif kind == "book_snapshot":
-                grid = _grid(data["grid"]) if data.get("grid") else None
+                grid = grid_of(data["grid"]) if data.get("grid") else None
                 yes, no = own.snapshot(data["yes_bids"], data["no_bids"], grid, ts)
                 assert own.others is not None  # just built
                 tape.snapshots.append((own.others.grid, yes, no))

@@ -29,14 +29,10 @@ from mm.backtest.config import DEFAULT_FILL_MODE, FILL_MODES, backtest_config, m
 from mm.backtest.engine import run_backtest
 from mm.backtest.report import CSV_FIELDS, build_report
 from mm.backtest.sweep import SweepResult, grid_points, parse_axis, run_sweep, sort_results
-from mm.backtest.tape import TapeError, load_tape
+from mm.backtest.tape import load_tape
 from mm.cli.exit_codes import ExitCode
+from mm.cli.spec_files import load_strategy_and_policy
 from mm.recording.format import SessionFormatError
-from mm.specs.admission import admit
-from mm.specs.errors import AdmissionError
-from mm.specs.risk import RiskPolicySpec
-from mm.specs.strategy import StrategySpec
-from mm.specs.yaml_loader import load_sources
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -54,25 +50,6 @@ _TABLE_FIGURES = (
 )
 """The figures the sweep table shows (every figure is in the CSV / JSON export)."""
 _MONEY = frozenset({"net_pnl", "gross_pnl", "fees", "max_drawdown", "realized_pnl", "unrealized_pnl", "avg_spread"})
-
-
-def load_specs(paths: list[str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The Strategy and the RiskPolicy in ``paths`` (admitted like ``mmctl apply``; at most one of each)."""
-    result = admit(load_sources(paths))
-    if result.issues:
-        raise AdmissionError(result.issues)
-    found: dict[str, dict[str, Any]] = {}
-    for kind, model in (("Strategy", StrategySpec), ("RiskPolicy", RiskPolicySpec)):
-        resources = [r for r in result.resources if r.kind == kind]
-        if len(resources) > 1:
-            raise TapeError(f"several {kind} resources in {', '.join(paths)}: {', '.join(r.name for r in resources)}")
-        if resources:
-            spec = resources[0].spec
-            assert isinstance(spec, model)
-            found[kind] = spec.model_dump(mode="json")
-    if not found:
-        raise TapeError(f"no Strategy or RiskPolicy in {', '.join(paths)}")
-    return found.get("Strategy"), found.get("RiskPolicy")
 
 
 def _choice(value: str, option: str, allowed: Iterable[str]) -> None:
@@ -143,7 +120,7 @@ def backtest(
     try:
         if calibrate:
             return _calibrate(file, output, seed, _seconds(window, "--window"), skip_bad)
-        strategy, risk = load_specs(filename) if filename else (None, None)
+        strategy, risk = load_strategy_and_policy(filename) if filename else (None, None)
         tape = load_tape(file, skip_bad=skip_bad)
         config = backtest_config(
             tape,
@@ -229,7 +206,7 @@ def sweep(
         _choice(export.suffix, "--export (the file's suffix)", (".csv", ".json"))
     settlement = _settlement(settle)
     try:
-        base_strategy, base_risk = load_specs(filename) if filename else (None, None)
+        base_strategy, base_risk = load_strategy_and_policy(filename) if filename else (None, None)
         tape = load_tape(file, skip_bad=skip_bad)
         recorded = tape.market(market)
         strategy = base_strategy if base_strategy is not None else dict(recorded.strategy or {})

@@ -19,14 +19,11 @@ import typer
 from rich.console import Console
 
 from mm.cli.exit_codes import ExitCode
+from mm.cli.spec_files import load_strategy_and_policy
 from mm.controller.replay_node import NodeReplayer, NodeReplayReport
 from mm.reconcilers.replay_path import EngineQuotePath
 from mm.recording.format import SessionFormatError, SessionReader
 from mm.recording.replay import MODES, Divergence, ReplayError, ReplayMode, ReplayReport, SessionReplayer
-from mm.specs.admission import admit
-from mm.specs.errors import AdmissionError
-from mm.specs.strategy import StrategySpec
-from mm.specs.yaml_loader import load_sources
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -34,18 +31,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def load_strategy_override(paths: list[str]) -> dict[str, Any]:
     """The one Strategy in ``paths`` (admitted like ``mmctl apply``), as a spec mapping."""
-    result = admit(load_sources(paths))
-    strategies = [r for r in result.resources if r.kind == "Strategy"]
-    if not strategies:
-        if result.issues:
-            raise AdmissionError(result.issues)
-        raise ReplayError(f"no valid Strategy in {', '.join(paths)}")
-    if len(strategies) > 1:
-        raise ReplayError(f"several Strategies in {', '.join(paths)} ({', '.join(r.name for r in strategies)})")
-    spec = strategies[0].spec
-    assert isinstance(spec, StrategySpec)
-    dumped: dict[str, Any] = spec.model_dump(mode="json")
-    return dumped
+    strategy, _ = load_strategy_and_policy(paths)
+    if strategy is None:
+        raise ReplayError(f"no Strategy in {', '.join(paths)}")
+    return strategy
 
 
 def _print_divergence(d: Divergence) -> None:

@@ -587,17 +587,17 @@ class SessionRecorder:
 
     def _write_book(self, f: _OpenFile, market: str, ts_us: int, data: Any) -> None:
         snapshot, yes, no, grid, book_ts = data
+        new_yes, new_no = dict(yes), dict(no)
         # The book's timestamp (when the feed applied the change) is what a stale_data rule measures: a capture
         # that moved no level but the timestamp (an identical resync) is written as a snapshot so it is not lost.
-        touched = not snapshot and book_ts != f.book_ts_us and dict(yes) == f.yes and dict(no) == f.no
+        touched = not snapshot and book_ts != f.book_ts_us and new_yes == f.yes and new_no == f.no
         f.book_ts_us = book_ts
         if (snapshot and self._book_snapshots) or touched:
-            f.yes, f.no = dict(yes), dict(no)
+            f.yes, f.no = new_yes, new_no
             payload = {"yes_bids": yes, "no_bids": no, "grid": _ranges(grid), "book_ts_us": book_ts}
             self._emit(f, "book_snapshot", market, ts_us, payload)
             return
-        for side, levels, previous in (("yes", yes, f.yes), ("no", no, f.no)):
-            new = dict(levels)
+        for side, new, previous in (("yes", new_yes, f.yes), ("no", new_no, f.no)):
             if new == previous:
                 continue
             for price, size in new.items():
