@@ -4,8 +4,14 @@
 0     success
 1     an error (invalid specs, a failed operation); for ``diff``: differences
 2     a usage error (unknown option, missing argument)
+3     ``run``: shut down forced immediate (SIGQUIT, a second Ctrl-C)
+4     ``run``: stopped with the kill switch tripped
+5     ``run``: the node's health check failed (shut down in ``shutdown.health_failure_mode``)
+6     ``run``: the shutdown did not complete (orders of ours left open, or writes not flushed)
 130   interrupted (Ctrl-C)
 ====  =====================================================================
+
+``run`` takes its codes from :class:`mm.controller.shutdown.ExitCode` (a finished shutdown decides them).
 """
 
 from __future__ import annotations

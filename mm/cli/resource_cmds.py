@@ -472,7 +472,8 @@ def shutdown(
     server: Server = None,
     state_dir: StateDir = None,
 ) -> int:
-    """Ask the node to stop (drain cancels our orders first; pause leaves them)."""
+    """Ask the node to stop: every mode cancels our orders; drain then waits for fills, unwind flattens, pause saves
+    state for a restart, immediate goes at once (docs/operations.md)."""
     target = resolve_target(server, state_dir)
     target.request("POST", "/control/shutdown", json={"mode": mode})
     out.print(f"shutdown requested ({mode})", markup=False)

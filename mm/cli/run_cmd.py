@@ -31,7 +31,8 @@ def run(
     ] = None,
     api_port: Annotated[int | None, typer.Option("--api-port", help="Control API port (0 = any free port).")] = None,
     shutdown: Annotated[
-        str | None, typer.Option("--shutdown", help="immediate, drain or pause (default: the node's).")
+        str | None,
+        typer.Option("--shutdown", help="immediate, drain, unwind or pause on SIGTERM/SIGINT (default: the node's)."),
     ] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Summary as text or json.")] = "text",
     watch: Annotated[
@@ -39,7 +40,11 @@ def run(
         typer.Option("--watch", help="Git-ops: watch this directory (repeatable) and apply what it declares."),
     ] = None,
 ) -> int:
-    """Run the market maker: reconcile the declared resources until stopped, then print a summary."""
+    """Run the market maker: reconcile the declared resources until stopped, then print a summary.
+
+    Exit codes: 0 stopped on request, 3 forced immediate (SIGQUIT, second Ctrl-C), 4 kill switch tripped,
+    5 health check failed, 6 shutdown incomplete (orders left open or writes not flushed); see docs/operations.md.
+    """
     if shutdown is not None and shutdown not in ("immediate", "drain", "pause", "unwind"):
         raise typer.BadParameter("--shutdown must be immediate, drain, pause or unwind")
 
@@ -65,7 +70,7 @@ def run(
         sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
     else:
         _print_summary(summary)
-    return 0
+    return int(summary.get("exit_code", 0))
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -92,6 +97,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
     failures = summary.get("reconcile_failures") or {}
     if failures:
         out.print(f"  reconcile failures: {failures}", markup=False)
+    shutdown = summary.get("shutdown")
+    if shutdown:
+        out.print(
+            f"  shutdown: {shutdown['mode']} ({shutdown['trigger']}) in {shutdown['seconds']} s, "
+            f"{shutdown['cancelled']} orders cancelled, {shutdown['open_orders_left']} left open"
+            + (f", unwound {shutdown['unwound_contracts']} contracts" if shutdown["mode"] == "unwind" else "")
+            + ("" if shutdown["flushed"] else ", DATABASE NOT FULLY FLUSHED"),
+            markup=False,
+        )
+        for note in shutdown.get("notes") or []:
+            out.print(f"    {note}", markup=False)
     out.print(f"  state dir: {summary.get('state_dir')}", markup=False)
 
 

@@ -26,6 +26,7 @@ from mm.api.webhooks import ChangeWebhooks
 from mm.clock import Clock, WallClock, datetime_to_us
 from mm.controller.gitops import FileReloader, GitOpsSource
 from mm.controller.runtime import NodeRuntime, RuntimeOptions
+from mm.controller.shutdown import ShutdownRequest, ShutdownSignals
 from mm.domain.errors import MmError
 from mm.sim.server import Simulator, SimulatorConfig
 from mm.specs.admission import AdmittedResource, admit_or_raise
@@ -69,6 +70,24 @@ def _start_us(text: str | None) -> int | None:
     if text is None:
         return None
     return datetime_to_us(datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC))
+
+
+async def _health_watch(
+    runtime: NodeRuntime, node_spec: TradingNodeSpec, request: Callable[[ShutdownRequest], None]
+) -> None:
+    """FR-1102's health-check trigger: a node unhealthy for ``ping_interval × max_missed_pings`` (its reconcile
+    loop stalled, its database writer dead) shuts down in ``shutdown.health_failure_mode`` (default pause, exit
+    code 5), so that a supervisor restarts it."""
+    mode = node_spec.shutdown.health_failure_mode
+    check = node_spec.network.health_check
+    limit_s = float(check.ping_interval_seconds) * check.max_missed_pings
+    while mode != "none":
+        await asyncio.sleep(1.0)
+        problems = runtime.health_problems(limit_s)
+        if problems:
+            runtime.node.event("TradingNode", "HealthCheckFailed", "; ".join(problems), warning=True)
+            request(ShutdownRequest(mode, "health"))
+            return
 
 
 async def run_node(options: RunOptions) -> dict[str, Any]:
@@ -156,13 +175,17 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
         if options.on_started is not None:
             options.on_started(runtime, api)
         stop = asyncio.Event()
-        requested_mode: list[str] = []
+        requests: list[ShutdownRequest] = []
 
-        def shutdown_requested(mode: str) -> None:
-            requested_mode.append(mode)
+        def request_shutdown(request: ShutdownRequest) -> None:
+            """Every trigger ends here: it only records and wakes the loop (FR-1102); the loop does the work."""
+            if stop.is_set() and request.mode == "immediate":
+                runtime.interrupt_wait.set()  # already shutting down: stop waiting for fills
+            requests.append(request)
             stop.set()
 
-        api.hooks.shutdown = shutdown_requested
+        signals = ShutdownSignals(options.shutdown_mode or node_spec.shutdown.default_mode, request_shutdown)
+        api.hooks.shutdown = lambda mode: request_shutdown(ShutdownRequest(mode, "api"))
 
         async def reload_requested() -> list[str]:
             result = await gitops.rescan("api", force=True)
@@ -178,9 +201,10 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             api.hooks.reload = reload_requested
             api.hooks.suspend_source = suspend_requested
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, signals.handle, sig)
+        health = asyncio.create_task(_health_watch(runtime, node_spec, request_shutdown), name="health-watch")
         if watch_paths:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signal.SIGHUP, gitops.request_rescan, "signal")
@@ -194,13 +218,11 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             else:
                 await stop.wait()
         finally:
+            health.cancel()
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
             summary = runtime.summary()
             summary["api"] = api.url
             summary["state_dir"] = str(state_dir)
@@ -208,7 +230,24 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             await api.stop()
             with contextlib.suppress(FileNotFoundError):
                 (state_dir / "api-url").unlink()
-            mode = requested_mode[-1] if requested_mode else options.shutdown_mode
-            await runtime.stop(mode or node_spec.shutdown.default_mode)
+            forced = [r for r in requests if r.mode == "immediate"]
+            chosen = (forced or requests or [ShutdownRequest(options.shutdown_mode or "", "duration")])[-1]
+            outcome = await runtime.stop(chosen.mode or node_spec.shutdown.default_mode, chosen.trigger)
+            # signal handlers stay until here: a second Ctrl-C during a drain must still reach us
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        if outcome is not None:
+            summary["shutdown"] = {
+                "mode": outcome.mode,
+                "trigger": outcome.trigger,
+                "seconds": round(outcome.seconds, 3),
+                "cancelled": outcome.cancelled,
+                "open_orders_left": outcome.open_orders_left,
+                "unwound_contracts": str(outcome.unwound_contracts),
+                "flushed": outcome.flushed,
+                "notes": outcome.notes,
+            }
+        summary["exit_code"] = runtime.exit_code()
         summary["final"] = runtime.summary()["accounts"]
         return summary

@@ -23,6 +23,7 @@ from mm.adapters.base import ExchangeAdapter, MarketInfo
 from mm.adapters.errors import ExchangeError, OrderNotFoundError
 from mm.adapters.paper import PaperExecution
 from mm.clock import Clock, WallClock
+from mm.controller.holds import Hold, TradingHolds
 from mm.controller.orders import OrderTracker
 from mm.controller.resources import ResourceStore, key_of
 from mm.domain.events import (
@@ -113,6 +114,8 @@ class NodeContext:
         self.metrics = metrics
         self.latch: KillSwitchLatch = latch if latch is not None else InMemoryLatch()
         self.node_switch = KillSwitch(self.latch, "node")
+        self.holds = TradingHolds(on_change=self._hold_changed)
+        """Node-wide reasons not to quote besides the kill switch (shutdown, recovery, degradation)."""
         self._record = record
         self._paper_balance = paper_balance_micros
         self.exchanges: dict[str, ExchangeConnection] = {}
@@ -165,6 +168,14 @@ class NodeContext:
         """Switch to a durable latch (the store's), re-reading the node switch from it."""
         self.latch = latch
         self.node_switch = KillSwitch(latch, "node")
+
+    def _hold_changed(self, key: str, hold: Hold | None) -> None:
+        if hold is None:
+            self.event("TradingNode", "HoldCleared", f"{key}: trading may resume")
+        else:
+            self.event("TradingNode", "TradingHeld", f"{key}: {hold.reason}", warning=True)
+        for market in self.resources.all("Market"):
+            self.enqueue(market.key)
 
     # ------------------------------------------------------------------ persistence and events
 

@@ -34,6 +34,8 @@ from mm.adapters.errors import ExchangeError, OrderNotFoundError
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.clock import Clock, WallClock
 from mm.controller import operations
+from mm.controller import shutdown as shutdown_modes
+from mm.controller.crash_recovery import CrashRecovery
 from mm.controller.errors import ControllerError
 from mm.controller.manager import ControllerManager
 from mm.controller.node import NodeContext, venue_connected
@@ -53,7 +55,7 @@ from mm.risk.kill_switch import KillSwitch
 from mm.specs.admission import AdmittedResource
 from mm.specs.exchange import ExchangeSpec
 from mm.specs.node import TradingNodeSpec
-from mm.state.checkpoint import Checkpoint, CheckpointWriter, LockFile, MarketCheckpoint
+from mm.state.checkpoint import Checkpoint, CheckpointWriter, LockFile, MarketCheckpoint, load_checkpoint
 from mm.state.latch import SqliteKillSwitchLatch
 from mm.state.records import ConfigAuditRecord, MarketSampleRecord, PnlSnapshotRecord, Record, RevisionRecord
 from mm.state.store import Store
@@ -160,6 +162,12 @@ class NodeRuntime:
         self.recorder: SessionRecorder | None = None
         self.started = False
         self._stopped = False
+        self.recovery: CrashRecovery | None = None
+        self.shutdown_outcome: shutdown_modes.ShutdownOutcome | None = None
+        self.interrupt_wait = asyncio.Event()
+        """Set by a second SIGINT (or SIGQUIT) during a drain or unwind: stop waiting, finish now."""
+        self._shutdown_mode: str | None = None
+        self._health_reconciles: tuple[int, int] = (-1, 0)
 
     # ------------------------------------------------------------------ start
 
@@ -179,9 +187,22 @@ class NodeRuntime:
         self.queue_db.start()
         self.latch = SqliteKillSwitchLatch(db_path)
         self.node.use_latch(self.latch)
+        previous = load_checkpoint(options.state_dir / "checkpoint.json")  # before this run overwrites it
         await self._restore_resources()
         for resource in admitted:
             self.resources.apply(resource, source=source)
+        node_spec = self.node_spec()
+        if self.lock.stale is not None and (node_spec is None or node_spec.recovery.enabled):
+            # FR-1202: the crashed run's fills are read back from when it started (its lock says when)
+            since = min(self.lock.stale.started_us or 0, previous.timestamp_us if previous is not None else 1 << 62)
+            self.recovery = CrashRecovery(
+                self.node,
+                (node_spec or TradingNodeSpec()).recovery,
+                previous,
+                since,
+                options.state_dir,
+            )
+            self.recovery.begin()  # the hold is in place before any Market reconciles
         await self._start_recorder()
         self.manager.register(
             ExchangeReconciler(
@@ -207,7 +228,8 @@ class NodeRuntime:
         self._tasks.append(asyncio.create_task(self.checkpoints.run(), name="checkpoints"))
         self._tasks.append(asyncio.create_task(self._pnl_snapshots(), name="pnl-snapshots"))
         self._tasks.append(asyncio.create_task(self._stream_watchdog(), name="stream-watchdog"))
-        node_spec = self.node_spec()
+        if self.recovery is not None:
+            self._tasks.append(asyncio.create_task(self._recover(self.recovery), name="crash-recovery"))
         if node_spec is not None and node_spec.persistence.market_data_samples.enabled:
             interval = float(node_spec.persistence.market_data_samples.interval_seconds)
             self._tasks.append(asyncio.create_task(self._market_samples(interval), name="market-samples"))
@@ -215,6 +237,18 @@ class NodeRuntime:
         if self.node.node_switch.tripped:
             self.node.event(
                 "TradingNode", "KillSwitchLatched", f"still tripped: {self.node.node_switch.state.reason}", warning=True
+            )
+
+    async def _recover(self, recovery: CrashRecovery) -> None:
+        try:
+            await recovery.run()
+        except Exception:  # never trade on a failed recovery: the hold stays, latched, for a person
+            _logger.exception("crash recovery failed")
+            self.node.holds.set(
+                "recovery",
+                "crash recovery failed (see the log); run `mmctl resume --confirm`",
+                self.clock.now_us(),
+                latched=True,
             )
 
     async def _restore_resources(self) -> None:
@@ -395,7 +429,10 @@ class NodeRuntime:
                         config_version=self._config_version(market_id),
                     )
                 )
-        return Checkpoint(self.clock.now_us(), tuple(markets), {"kill_switch": self.node.node_switch.tripped})
+        extra: dict[str, Any] = {"kill_switch": self.node.node_switch.tripped}
+        if self._shutdown_mode is not None:
+            extra["shutdown_mode"] = self._shutdown_mode
+        return Checkpoint(self.clock.now_us(), tuple(markets), extra)
 
     def _config_version(self, ticker: str) -> str:
         for market in self.resources.all("Market"):
@@ -520,8 +557,13 @@ class NodeRuntime:
         self.queue.add(key_of("Market", name))
 
     def resume(self, *, confirm: bool, operator: str) -> None:
+        """A person resets the kill switch and clears latched holds (crash recovery outside tolerance)."""
+        was_tripped = self.node.node_switch.tripped
         self.node.node_switch.reset(confirm=confirm, operator=operator, now_us=self.clock.now_us())
-        self.node.event("TradingNode", "KillSwitchReset", f"reset by {operator}")
+        if was_tripped:
+            self.node.event("TradingNode", "KillSwitchReset", f"reset by {operator}")
+        for hold in self.node.holds.clear_latched():
+            self.node.event("TradingNode", "HoldReleased", f"{hold.key} released by {operator}")
         for market in self.resources.all("Market"):
             self.queue.add(market.key)
 
@@ -547,29 +589,54 @@ class NodeRuntime:
 
     # ------------------------------------------------------------------ stop
 
-    async def stop(self, mode: str = "drain") -> None:
-        """Shut down (idempotent): see the module docstring for what each mode does with our orders."""
+    async def stop(self, mode: str = "drain", trigger: str = "api") -> shutdown_modes.ShutdownOutcome | None:
+        """Shut down (idempotent, FR-1101): stop quoting → cancel our orders → per mode, wait for fills (drain),
+        flatten (unwind) or just go (immediate; pause saves the mode in the checkpoint) → flush the database and
+        the recording → disconnect → log the final state. Returns what happened (None if not started)."""
         if self._stopped or not self.started:
-            return
+            return self.shutdown_outcome
         self._stopped = True
-        await self.manager.stop()
+        began = self._wall.monotonic_ns()
+        options = (self.node_spec() or TradingNodeSpec()).shutdown
+        request = shutdown_modes.resolve(
+            shutdown_modes.ShutdownRequest(mode, trigger), options, kill_switch_tripped=self.node.node_switch.tripped
+        )
+        outcome = shutdown_modes.ShutdownOutcome(request.mode, request.trigger)
+        self._shutdown_mode = request.mode
+        self.node.holds.set("shutdown", f"shutting down ({request.mode}, {request.trigger})", self.clock.now_us())
+        self.node.event("TradingNode", "ShuttingDown", f"mode {request.mode}, trigger {request.trigger}")
+        await self.manager.stop()  # no more quoting: reconcilers are done before any order handling
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if mode in ("drain", "immediate", "unwind"):
-            await self.cancel_everything("shutdown")
+        outcome.cancelled = await self.cancel_everything("shutdown")
+        if request.mode == "drain":
+            if not await shutdown_modes.drain(self.node, float(options.drain_timeout_seconds), self.interrupt_wait):
+                outcome.notes.append(f"drain timed out after {options.drain_timeout_seconds} s")
+        elif request.mode == "unwind":
+            await shutdown_modes.drain(self.node, min(5.0, float(options.drain_timeout_seconds)), self.interrupt_wait)
+            outcome.unwound_contracts = await shutdown_modes.unwind(
+                self.node, options.unwind.max_slippage, float(options.unwind.timeout_seconds), self.interrupt_wait
+            )
+        if request.mode != "immediate":
+            left = await shutdown_modes.verify_with_venue(self.node)
+            if left:
+                outcome.notes.append(f"{left} orders of ours still open at the venue")
+        outcome.open_orders_left = sum(len(a.tracker.open_orders()) for a in self.node.accounts())
+        outcome.pending_left = sum(a.tracker.pending_count for a in self.node.accounts())
         if self.checkpoints is not None:
             with contextlib.suppress(OSError):
                 self.checkpoints.write_now()
         self.snapshot_pnl()
+        self._log_final_state(outcome)
         if self.recorder is not None:
             # after the final cancels (their outcomes are in the files), before the connections go
             self.node.recorder = None
             try:
-                await self.recorder.close(f"node stopped ({mode})")
+                await self.recorder.close(f"node stopped ({request.mode}, {request.trigger})")
             except Exception:  # the recording is not worth a failed shutdown: the queue and lock still need us
                 _logger.exception("closing the session recorder failed")
         for conn in list(self.node.exchanges.values()):
@@ -578,12 +645,43 @@ class NodeRuntime:
         if self.queue_db is not None:
             report = await self.queue_db.close(timeout=30.0)
             if not report.complete:
+                outcome.flushed = False
                 _logger.error("the database queue was not fully flushed: %s", report)
         if self.store is not None:
             await self.store.close()
         if self.latch is not None:
             self.latch.close()
         self.lock.release()
+        outcome.seconds = (self._wall.monotonic_ns() - began) / 1e9
+        self.shutdown_outcome = outcome
+        _logger.info(
+            "shutdown complete: mode=%s trigger=%s seconds=%.2f open_orders_left=%d flushed=%s",
+            outcome.mode,
+            outcome.trigger,
+            outcome.seconds,
+            outcome.open_orders_left,
+            outcome.flushed,
+        )
+        return outcome
+
+    def exit_code(self) -> int:
+        """The process exit code for the finished shutdown (mm.controller.shutdown.ExitCode)."""
+        if self.shutdown_outcome is None:
+            return int(shutdown_modes.ExitCode.OK)
+        return int(shutdown_modes.exit_code(self.shutdown_outcome, kill_switch_tripped=self.node.node_switch.tripped))
+
+    def _log_final_state(self, outcome: shutdown_modes.ShutdownOutcome) -> None:
+        """FR-1101 step 7: positions, PnL and open orders, as an event (stored) and in the log."""
+        for account in self.summary()["accounts"]:
+            positions = ", ".join(f"{m} {q}" for m, q in sorted(account["positions"].items())) or "flat"
+            self.node.event(
+                "TradingNode",
+                "FinalState",
+                f"{account['exchange']}/{account['execution']}: positions {positions}; net PnL {account['net_pnl']} "
+                f"USD (realized {account['realized_pnl']}, fees {account['fees']}); open orders "
+                f"{account['open_orders']}; mode {outcome.mode} ({outcome.trigger})"
+                + (f"; {'; '.join(outcome.notes)}" if outcome.notes else ""),
+            )
 
     # ------------------------------------------------------------------ reporting
 
@@ -629,6 +727,8 @@ class NodeRuntime:
             "kill_switch": self.node.node_switch.tripped,
             "reconciles": self.manager.reconciles,
             "reconcile_failures": dict(self.manager.failures),
+            "holds": [{"key": h.key, "reason": h.reason, "latched": h.latched} for h in self.node.holds.active()],
+            "recovery": self.recovery.report() if self.recovery is not None else None,
         }
 
     def not_ready_reasons(self) -> list[str]:
@@ -639,11 +739,26 @@ class NodeRuntime:
             reasons.append("no Exchange declared")
         if self.node.node_switch.tripped:
             reasons.append(f"kill switch tripped: {self.node.node_switch.state.reason}")
+        reasons.extend(f"held: {h.key}: {h.reason}" for h in self.node.holds.active())
         for exchange in exchanges:
             conn = self.node.exchanges.get(exchange.name)
             if conn is None or not conn.loaded or not venue_connected(conn.venue):
                 reasons.append(f"Exchange/{exchange.name} not connected and synced")
         return reasons
+
+    def health_problems(self, stalled_after_s: float) -> list[str]:
+        """The node's own health (FR-1102's health check; not the network's): its reconcile loop must make
+        progress and its database writer must be alive. Empty when healthy. Called about once a second."""
+        problems = []
+        now = self._wall.monotonic_ns()
+        reconciles = self.manager.reconciles
+        if reconciles != self._health_reconciles[0]:
+            self._health_reconciles = (reconciles, now)
+        elif self.resources.all("Market") and (now - self._health_reconciles[1]) / 1e9 > stalled_after_s:
+            problems.append(f"no reconcile for {(now - self._health_reconciles[1]) / 1e9:.0f} s")
+        if self.queue_db is not None and not self.queue_db.running:
+            problems.append("the database writer has stopped")
+        return problems
 
     def is_ready(self) -> bool:
         """Ready: started, every Exchange connected and loaded, the kill switch not tripped."""

@@ -39,6 +39,7 @@ from mm.reconcilers.risk_inputs import market_usage, risk_context
 from mm.risk.aggregate import AggregateRisk, AggregateUsage, MarketUsage
 from mm.risk.engine import RiskEngine
 from mm.risk.kill_switch import KillSwitch
+from mm.risk.quote_ops import widen
 from mm.risk.registry import build_pipeline
 from mm.risk.states import TradingState, most_restrictive
 from mm.specs.admission import merge_override
@@ -382,6 +383,14 @@ class MarketReconciler:
         if node.node_switch.tripped:
             state, phase, why = TradingState.HALTED, "Halted", f"kill switch: {node.node_switch.state.reason}"
             desired = None
+        elif node.holds.blocked:
+            state, phase, why = TradingState.HALTED, "Paused", node.holds.summary()
+            desired = None
+        elif desired is not None and node.holds.spread_multiplier() > 1.0:
+            book_mid = book.mid() if book is not None else None
+            centre = int(book_mid.scaleb(4)) if book_mid is not None else None  # $ → 1e-4 $ units
+            desired = widen(desired, node.holds.spread_multiplier(), info.grid, centre)
+            why = why or f"spreads widened ×{node.holds.spread_multiplier():g} (degraded network)"
         if desired is None and phase == "Quoting":
             phase = "Idle"
         context_plan = PlanContext(

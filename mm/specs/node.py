@@ -50,6 +50,11 @@ class Shutdown(SpecModel):
     drain_timeout_seconds: Seconds = Decimal(30)
     unwind: UnwindOptions = UnwindOptions()
     save_state_on_pause: bool = True
+    health_failure_mode: Literal["immediate", "drain", "pause", "none"] = Field(
+        "pause",
+        description="FR-1102: shut down in this mode when the node's health check fails (its reconcile loop "
+        "stalls); none keeps running.",
+    )
 
 
 class AutoResumeThreshold(SpecModel):

@@ -182,6 +182,11 @@ class WriteBehindQueue:
             raise RuntimeError("write-behind queue already started")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="mm-write-behind")
 
+    @property
+    def running(self) -> bool:
+        """The writer task is alive (started and not finished): the runtime's health check asks."""
+        return self._task is not None and not self._task.done()
+
     async def flush(self, timeout: float | None = None, *, drain: bool = False) -> bool:
         """Wait until every record enqueued before this call is written (or dead-lettered); with ``drain``,
         until the queue is empty, including records (alerts) queued while flushing.
