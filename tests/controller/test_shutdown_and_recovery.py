@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -124,8 +125,6 @@ def dead_pid() -> int:
 
 def leave_crash_marker(state_dir: Path, started_us: int) -> None:
     """What a kill -9 leaves: the lock file of a process that no longer exists."""
-    import socket
-
     lock = {"pid": dead_pid(), "host": socket.gethostname(), "started_us": started_us}
     (state_dir / "mmctl.lock").write_bytes(orjson.dumps(lock))
 
