@@ -15,6 +15,7 @@ from rich.console import Console
 
 from mm.cli.client import ApiError, resolve_target
 from mm.controller.launch import RunOptions, run_node
+from mm.observability.logging import configure_logging
 
 __all__ = ["kill", "resume", "run"]
 
@@ -53,6 +54,7 @@ def run(
         sys.stderr.write(f"mmctl: running; control API {api.url} (token in {token_path})\n")
         sys.stderr.flush()
 
+    configure_logging("INFO")  # logs to stderr: stdout carries the summary (``-o json`` must parse)
     summary = asyncio.run(
         run_node(
             RunOptions(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from mm.controller.shutdown import drain
 from mm.sim.exchange import NewOrder
 from mm.sim.types import BookSide as SimBookSide
 from mm.sim.types import TimeInForce
@@ -106,6 +108,18 @@ async def test_unwind_without_enabling_drains_instead(tmp_path: Path) -> None:
         outcome = await h.runtime.stop("unwind", "api")
         assert outcome is not None and outcome.mode == "drain"
         assert h.exchange.accounts[h.sim.api_key.user_id].positions.get(ticker, 0) == 300  # position left
+
+
+async def test_a_drain_stops_waiting_when_interrupted(tmp_path: Path) -> None:
+    """A second Ctrl-C during a drain (launch sets ``interrupt_wait``): the wait ends at once, orders or not."""
+    async with running_node(tmp_path, documents()) as h:
+        await quoting(h)
+        interrupt = asyncio.Event()
+        waiting = asyncio.create_task(drain(h.runtime.node, 60.0, interrupt))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # our two orders rest: the drain waits for them
+        interrupt.set()
+        assert await asyncio.wait_for(waiting, 5.0) is False
 
 
 async def test_a_kill_switch_forces_immediate_and_its_exit_code(tmp_path: Path) -> None:
