@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from mm.api.alert_routes import alert_router
 from mm.api.config_routes import config_router
 from mm.api.hooks import ApiHooks
 from mm.controller.gitops import source_statuses
@@ -341,6 +342,7 @@ def create_app(
     app.include_router(public)
     app.include_router(private)
     app.include_router(config_router(runtime, app_hooks), dependencies=[Depends(require_token)])
+    app.include_router(alert_router(lambda: runtime.alerts), dependencies=[Depends(require_token)])
     return app
 
 

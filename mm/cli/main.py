@@ -17,6 +17,7 @@ from rich.console import Console
 
 from mm import __version__
 from mm.cli import resource_cmds
+from mm.cli.alerts_cmd import alerts_app
 from mm.cli.backtest_cmd import backtest, sweep
 from mm.cli.doctor_cmd import doctor
 from mm.cli.exit_codes import ExitCode, exit_code_for
@@ -26,6 +27,7 @@ from mm.cli.research_cmd import research_app
 from mm.cli.run_cmd import kill, resume, run
 from mm.cli.sim_cmd import sim_app
 from mm.domain.errors import MmError
+from mm.observability.logging import configure_logging
 from mm.observability.redaction import redact_text
 from mm.specs.admission import admit
 from mm.specs.envelope import API_VERSION, KINDS, resolve_kind
@@ -66,6 +68,7 @@ for _verb in (
     app.command()(_verb)
 app.add_typer(research_app, name="research")
 app.add_typer(sim_app, name="sim")
+app.add_typer(alerts_app, name="alerts")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -151,6 +154,10 @@ def version(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the process exit code (the console script's entry point)."""
+    if argv is None:
+        # as a program: logs go to stderr (stdout is the command's output, e.g. -o json); WARNING unless asked,
+        # `mmctl run` raises it to its TradingNode's logging.level
+        configure_logging(os.environ.get("MMCTL_LOG_LEVEL", "WARNING"))
     try:
         result = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:

@@ -54,7 +54,7 @@ def run(
         sys.stderr.write(f"mmctl: running; control API {api.url} (token in {token_path})\n")
         sys.stderr.flush()
 
-    configure_logging("INFO")  # logs to stderr: stdout carries the summary (``-o json`` must parse)
+    configure_logging(os.environ.get("MMCTL_LOG_LEVEL", "INFO"))  # stderr: stdout carries the summary (-o json)
     summary = asyncio.run(
         run_node(
             RunOptions(

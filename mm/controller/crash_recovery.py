@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -159,7 +158,7 @@ class CrashRecovery:
         self.assessments: list[RecoveryAssessment] = []
         self.outcome: str = "pending"
         self.seconds: float | None = None
-        self._started = time.monotonic()
+        self._started_ns = node.wall.monotonic_ns()
 
     def begin(self) -> None:
         self.node.holds.set(HOLD, "crash recovery: reconciling with the exchange", self.node.clock.now_us())
@@ -204,7 +203,7 @@ class CrashRecovery:
         )
         if within_tolerance(self.assessments, self.options):
             self.outcome = "resumed"
-            self.seconds = time.monotonic() - self._started
+            self.seconds = (self.node.wall.monotonic_ns() - self._started_ns) / 1e9
             node.holds.clear(HOLD)
             node.event("TradingNode", "RecoveryComplete", f"auto-resumed after {self.seconds:.2f} s: {summary}")
         else:
@@ -215,7 +214,7 @@ class CrashRecovery:
 
     def _needs_person(self, why: str) -> None:
         self.outcome = "awaiting_confirmation"
-        self.seconds = time.monotonic() - self._started
+        self.seconds = (self.node.wall.monotonic_ns() - self._started_ns) / 1e9
         self.node.holds.set(
             HOLD, f"crash recovery: {why}; run `mmctl resume --confirm`", self.node.clock.now_us(), latched=True
         )

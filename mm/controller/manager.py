@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
+
 from mm.controller.errors import TerminalError, TransientError
 from mm.controller.resources import ResourceStore, key_of, split_key
 from mm.controller.workqueue import WorkQueue
@@ -127,7 +129,9 @@ class ControllerManager:
             return  # reconcilers see deleted resources too (they clean up), so only unknown kinds are skipped
         self.reconciles += 1
         try:
-            result = await reconciler.reconcile(name)
+            # correlation ids on every log line of this reconcile (NFR-401), the audit trail's included
+            with structlog.contextvars.bound_contextvars(reconcile_id=f"{key}#{self.reconciles}", resource=key):
+                result = await reconciler.reconcile(name)
         except TransientError as exc:
             self.last_error[key] = str(exc)
             if exc.delay_s is not None:

@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+import structlog
+
 from mm.adapters.base import ExchangeAdapter, MarketInfo
 from mm.adapters.errors import ExchangeError, OrderNotFoundError
 from mm.adapters.paper import PaperExecution
@@ -39,6 +41,7 @@ from mm.domain.events import (
 )
 from mm.domain.fees import FeeSchedule
 from mm.domain.orders import Order
+from mm.observability import audit
 from mm.observability.metrics import Metrics
 from mm.recording.order_records import order_payload
 from mm.recording.recorder import RecordSink
@@ -313,6 +316,11 @@ class NodeContext:
             self.enqueue(key)
 
     async def on_account_event(self, exchange: str, execution: Execution, event: ExchangeEvent) -> None:
+        # the stream's reader task was started inside some reconcile: its ids would mislabel these lines
+        with structlog.contextvars.bound_contextvars(reconcile_id=None, resource=f"Exchange/{exchange}"):
+            await self._account_event(exchange, execution, event)
+
+    async def _account_event(self, exchange: str, execution: Execution, event: ExchangeEvent) -> None:
         conn = self.exchanges.get(exchange)
         if conn is None:
             return
@@ -321,6 +329,7 @@ class NodeContext:
             return
         if isinstance(event, OrderUpdate):
             if account.tracker.update(event.order):
+                audit.log_order_update(event.order, execution)
                 self.record(OrderRecord(event.order))
                 if self.recorder is not None:
                     _record_order_update(self.recorder, execution, event)
@@ -331,6 +340,7 @@ class NodeContext:
             if not account.tracker.is_ours(fill.client_order_id):
                 return
             if account.ledger.apply_fill(fill):
+                audit.log_fill(fill, execution)
                 self.fills_seen += 1
                 self.record(FillRecord(fill))
                 if self.recorder is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,11 +33,14 @@ from typing import Any
 
 from mm.adapters.errors import ExchangeError, OrderNotFoundError
 from mm.adapters.kalshi.adapter import KalshiAdapter
+from mm.alerting import AlertManager
 from mm.clock import Clock, WallClock
 from mm.controller import operations
 from mm.controller import shutdown as shutdown_modes
 from mm.controller.crash_recovery import CrashRecovery
+from mm.controller.degradation import DegradationMonitor
 from mm.controller.errors import ControllerError
+from mm.controller.event_alerts import alert_for
 from mm.controller.manager import ControllerManager
 from mm.controller.node import NodeContext, venue_connected
 from mm.controller.offline import restore_resources
@@ -45,6 +49,7 @@ from mm.controller.preview import preview_plans
 from mm.controller.resources import ResourceStore, key_of
 from mm.controller.session_content import session_info, session_state
 from mm.controller.workqueue import WorkQueue
+from mm.observability import audit
 from mm.observability.metrics import Metrics
 from mm.reconcilers.components import NodeReconciler, RiskPolicyReconciler, StrategyReconciler
 from mm.reconcilers.exchange import ExchangeReconciler
@@ -57,7 +62,14 @@ from mm.specs.exchange import ExchangeSpec
 from mm.specs.node import TradingNodeSpec
 from mm.state.checkpoint import Checkpoint, CheckpointWriter, LockFile, MarketCheckpoint, load_checkpoint
 from mm.state.latch import SqliteKillSwitchLatch
-from mm.state.records import ConfigAuditRecord, MarketSampleRecord, PnlSnapshotRecord, Record, RevisionRecord
+from mm.state.records import (
+    AlertRecord,
+    ConfigAuditRecord,
+    MarketSampleRecord,
+    PnlSnapshotRecord,
+    Record,
+    RevisionRecord,
+)
 from mm.state.store import Store
 from mm.state.write_behind import WriteBehindQueue
 
@@ -168,6 +180,10 @@ class NodeRuntime:
         """Set by a second SIGINT (or SIGQUIT) during a drain or unwind: stop waiting, finish now."""
         self._shutdown_mode: str | None = None
         self._health_reconciles: tuple[int, int] = (-1, 0)
+        self.alerts: AlertManager | None = None
+        self.degradation: DegradationMonitor | None = None
+        self._degradation_task: asyncio.Task[None] | None = None
+        self._stopped_queue = False
 
     # ------------------------------------------------------------------ start
 
@@ -183,7 +199,9 @@ class NodeRuntime:
             _logger.warning("the previous run did not shut down cleanly: recovering from the exchange")
         db_path = options.database if options.database is not None else options.state_dir / "mmctl.db"
         self.store = await Store.open(db_path)
-        self.queue_db = WriteBehindQueue(self.store, clock=self.clock, metrics=self.metrics)
+        self.queue_db = WriteBehindQueue(
+            self.store, clock=self.clock, metrics=self.metrics, alert=self._forward_queue_alert
+        )
         self.queue_db.start()
         self.latch = SqliteKillSwitchLatch(db_path)
         self.node.use_latch(self.latch)
@@ -192,6 +210,7 @@ class NodeRuntime:
         for resource in admitted:
             self.resources.apply(resource, source=source)
         node_spec = self.node_spec()
+        self._start_alerts(node_spec)
         if self.lock.stale is not None and (node_spec is None or node_spec.recovery.enabled):
             # FR-1202: the crashed run's fills are read back from when it started (its lock says when)
             since = min(self.lock.stale.started_us or 0, previous.timestamp_us if previous is not None else 1 << 62)
@@ -230,6 +249,10 @@ class NodeRuntime:
         self._tasks.append(asyncio.create_task(self._stream_watchdog(), name="stream-watchdog"))
         if self.recovery is not None:
             self._tasks.append(asyncio.create_task(self._recover(self.recovery), name="crash-recovery"))
+        # NFR-202/204, NFR-203 against the exchange's clock: holds and widening from the links' health
+        self.degradation = DegradationMonitor(self.node, self.node_spec, self._wall)
+        self._degradation_task = asyncio.create_task(self.degradation.run(), name="degradation")
+        self._tasks.append(self._degradation_task)
         if node_spec is not None and node_spec.persistence.market_data_samples.enabled:
             interval = float(node_spec.persistence.market_data_samples.interval_seconds)
             self._tasks.append(asyncio.create_task(self._market_samples(interval), name="market-samples"))
@@ -238,6 +261,45 @@ class NodeRuntime:
             self.node.event(
                 "TradingNode", "KillSwitchLatched", f"still tripped: {self.node.node_switch.state.reason}", warning=True
             )
+
+    def _start_alerts(self, node_spec: TradingNodeSpec | None) -> None:
+        """NFR-403: the alert manager from the TradingNode's ``alerting`` block; every raised alert is stored
+        through the write-behind queue. Node events raise the built-in alerts (mm.controller.event_alerts)."""
+        spec = (node_spec or TradingNodeSpec()).alerting
+        self.alerts = AlertManager.from_spec(
+            spec,
+            clock=self.clock,
+            record=self._record_alert,
+            metrics=self.metrics,
+            source=f"mmctl@{socket.gethostname()}",
+        )
+        self.alerts.start()
+        self.node.event_listeners.append(self._alert_on_event)
+
+    async def detach_degradation_monitor(self) -> None:
+        """Stop the node's own degradation monitor and release what it set (for a tool or test that drives a
+        monitor of its own: two would report every episode twice)."""
+        task, self._degradation_task = self._degradation_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.degradation is not None:
+            self.degradation.release()
+
+    def _alert_on_event(self, entry: tuple[int, str, str, str]) -> None:
+        name = alert_for(entry[2])
+        if name is not None and self.alerts is not None:
+            self.alerts.raise_alert(name, None, f"{entry[1]}: {entry[3]}", subject=entry[1])
+
+    def _record_alert(self, record: AlertRecord) -> None:
+        if self.queue_db is not None and not self._stopped_queue:
+            self.queue_db.enqueue(record)
+
+    def _forward_queue_alert(self, record: AlertRecord) -> None:
+        """The database queue's own alerts (it stores them itself): delivered through the channels."""
+        if self.alerts is not None:
+            self.alerts.forward(record)
 
     async def _recover(self, recovery: CrashRecovery) -> None:
         try:
@@ -323,6 +385,7 @@ class NodeRuntime:
                     continue
                 ids = [o.exchange_order_id or "" for o in mine]
                 results = await account.adapter.cancel_orders(ids)
+                audit.log_cancels(ids, results, reason)
                 self.node.record_node_cancel(account, mine, results, reason)
                 for oid, error in zip(ids, results, strict=False):
                     if error is None or isinstance(error, OrderNotFoundError):
@@ -578,8 +641,10 @@ class NodeRuntime:
             try:
                 results = await account.adapter.cancel_orders(ids)
             except ExchangeError as exc:
+                audit.log_cancels(ids, None, reason)
                 self.node.event("TradingNode", "CancelAllFailed", str(exc), warning=True)
                 continue
+            audit.log_cancels(ids, results, reason)
             self.node.record_node_cancel(account, mine, results, reason)
             for oid, error in zip(ids, results, strict=False):
                 if error is None or isinstance(error, OrderNotFoundError):
@@ -636,12 +701,16 @@ class NodeRuntime:
             # after the final cancels (their outcomes are in the files), before the connections go
             self.node.recorder = None
             try:
-                await self.recorder.close(f"node stopped ({request.mode}, {request.trigger})")
+                await self.recorder.close(f"node stopped ({request.mode})")
             except Exception:  # the recording is not worth a failed shutdown: the queue and lock still need us
                 _logger.exception("closing the session recorder failed")
         for conn in list(self.node.exchanges.values()):
             with contextlib.suppress(Exception):
                 await conn.venue.disconnect()
+        # before the queue closes: the alerts' records still go through it
+        if self.alerts is not None and not await self.alerts.aclose(timeout=10.0):
+            outcome.notes.append("some alerts could not be delivered before the shutdown")
+        self._stopped_queue = True
         if self.queue_db is not None:
             report = await self.queue_db.close(timeout=30.0)
             if not report.complete:

@@ -28,6 +28,7 @@ from mm.controller.node import Account, NodeContext
 from mm.domain.orders import OrderRequest
 from mm.domain.price import PRICE_SCALE, Price, Quantity
 from mm.domain.sides import OrderSide, Side, TimeInForce
+from mm.observability import audit
 from mm.reconcilers.client_ids import Level, make_client_order_id
 from mm.specs.node import Shutdown
 
@@ -184,9 +185,11 @@ async def verify_with_venue(node: NodeContext) -> int:
         try:
             results = await account.adapter.cancel_orders(ids)
         except ExchangeError as exc:
+            audit.log_cancels(ids, None, "shutdown")
             _logger.error("cancel at shutdown failed: %s", exc)
             left += len(ours)
             continue
+        audit.log_cancels(ids, results, "shutdown")
         node.record_node_cancel(account, ours, results, "shutdown")
         for oid, error in zip(ids, results, strict=False):
             if error is None:
@@ -257,12 +260,15 @@ async def unwind(
             if request is None:
                 continue
             account.tracker.sent(request, node.clock.now_us())
+            audit.log_call("create", requests=[request], reason="unwind")
             try:
                 order = await account.adapter.place_order(request)
             except ExchangeError as exc:
+                audit.log_answer("create", exc, order_id=request.client_order_id, reason="unwind")
                 account.tracker.failed(request.client_order_id)
                 _logger.warning("unwind order for %s refused: %s", market_id, exc)
                 continue
+            audit.log_answer("create", order, reason="unwind")
             account.tracker.acked(order)
             node.event(
                 "TradingNode",

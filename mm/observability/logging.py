@@ -192,6 +192,15 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None, stream: 
     _stdlib_handler = handler
 
 
+def _stderr_defaults() -> None:
+    """structlog's defaults, but writing to stderr: before :func:`configure_logging` (or in a program that never
+    calls it, or a test) a log line must never land in stdout, which is a command's output (``-o json``)."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+
+
+_stderr_defaults()
+
+
 def reset_logging() -> None:
     """Undo :func:`configure_logging`: structlog defaults, our stdlib handler removed, the stdlib root
     level restored and our threshold back to INFO.
@@ -200,6 +209,7 @@ def reset_logging() -> None:
     """
     global _stdlib_handler, _saved_root_level, _level  # noqa: PLW0603
     structlog.reset_defaults()
+    _stderr_defaults()
     root = logging.getLogger()
     if _stdlib_handler is not None:
         root.removeHandler(_stdlib_handler)

@@ -86,6 +86,11 @@ METRIC_SPECS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec("mm_db_queue_depth", "gauge", (), "Records waiting in the write-behind queue, records."),
     MetricSpec("mm_db_queue_overflow_total", "counter", (), "Records accepted while the queue was over capacity."),
     MetricSpec("mm_db_write_errors_total", "counter", ("kind",), "Failed database writes (transient or poison)."),
+    # --- link health (NFR-203/204, mm.controller.degradation)
+    MetricSpec("mm_exchange_rtt_seconds", "gauge", ("exchange",), "Median REST round trip, recent requests, seconds."),
+    MetricSpec(
+        "mm_exchange_clock_offset_seconds", "gauge", ("exchange",), "Exchange clock minus ours (estimate), seconds."
+    ),
 )
 """Every metric the system exports, in one place. The first 13 are NFR-402's three tables verbatim."""
 
@@ -122,6 +127,8 @@ class Metrics:
         self.db_queue_depth: Final = self._gauge("mm_db_queue_depth")
         self.db_queue_overflow: Final = self._counter("mm_db_queue_overflow_total")
         self.db_write_errors: Final = self._counter("mm_db_write_errors_total")
+        self.exchange_rtt: Final = self._gauge("mm_exchange_rtt_seconds")
+        self.exchange_clock_offset: Final = self._gauge("mm_exchange_clock_offset_seconds")
 
     def _spec(self, name: str, kind: Kind) -> MetricSpec:
         spec = _SPECS_BY_NAME[name]

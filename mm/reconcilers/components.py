@@ -16,6 +16,7 @@ from typing import Any
 from mm.controller.errors import TerminalError
 from mm.controller.manager import Result
 from mm.controller.node import NodeContext
+from mm.observability.logging import get_level, set_level
 from mm.risk.registry import build_pipeline
 from mm.strategy.registry import build_engine
 
@@ -95,6 +96,8 @@ class NodeReconciler:
         else:
             resources.set_condition("TradingNode", name, "RestartRequired", "False", "UpToDate")
         resources.set_condition("TradingNode", name, "Ready", "True", "Running")
+        if stored.spec.logging.level != get_level():
+            set_level(stored.spec.logging.level)  # hot-reloadable (NFR-401): every logger obeys at once
         switch = self.node.node_switch
         resources.set_status(
             "TradingNode",

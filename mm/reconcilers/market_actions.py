@@ -9,7 +9,7 @@ client order id. Rate limiting and an unavailable venue become ``TransientError`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from mm.adapters.base import ExchangeAdapter
@@ -19,6 +19,7 @@ from mm.controller.node import Account, ExchangeConnection, NodeContext
 from mm.domain.orders import Order, OrderRequest
 from mm.domain.price import Price, Quantity
 from mm.domain.sides import OrderSide, Side, TimeInForce
+from mm.observability import audit
 from mm.reconcilers.client_ids import Level, make_client_order_id
 from mm.reconcilers.cycle_recording import (
     record_call_failure,
@@ -128,20 +129,35 @@ class _Calls:
         self.done_us = self.node.clock.now_us()
         return self.done_us
 
-    async def _call(self, action: str, order_id: str | None, call: Callable[[], Awaitable[_T]]) -> tuple[_T, int]:
+    async def _call(
+        self,
+        action: str,
+        order_id: str | None,
+        call: Callable[[], Awaitable[_T]],
+        requests: Sequence[OrderRequest] = (),
+    ) -> tuple[_T, int]:
         """One venue call and the clock read after it (returned with its answer); a call that raises is recorded
-        as such and re-raised."""
+        as such and re-raised. The call and its answer go to the audit log (NFR-302)."""
+        if action != "cancel":
+            audit.log_call(action, order_id=order_id, requests=requests)
         try:
             answer = await call()
         except ExchangeError as exc:
             done = self._returned()
+            audit.log_answer(action, exc, order_id=order_id)
             if self.node.recorder is not None:
                 record_call_failure(self.node.recorder, self.ticker, action, order_id, exc, done)
             raise
+        if action != "cancel":
+            audit.log_answer(action, answer, order_id=order_id)
         return answer, self._returned()
 
     async def cancel(self, ids: list[str]) -> list[ExchangeError | None]:
+        for order_id in ids:
+            audit.log_call("cancel", order_id=order_id)
         results, done = await self._call("cancel", None, lambda: self.adapter.cancel_orders(ids))
+        for order_id, result in zip(ids, results, strict=False):
+            audit.log_answer("cancel", result, order_id=order_id)
         if self.node.recorder is not None:
             record_cancel_results(self.node.recorder, self.ticker, ids, results, done)
         return results
@@ -162,15 +178,17 @@ class _Calls:
             record_result(self.node.recorder, self.ticker, "decrease", order_id, None, done)
 
     async def place(self, requests: list[OrderRequest]) -> list[Order | ExchangeError]:
-        placed, _ = await self._call("create", None, lambda: self.adapter.place_orders(requests))
+        placed, _ = await self._call("create", None, lambda: self.adapter.place_orders(requests), requests)
         return placed
 
     async def place_one(self, request: OrderRequest) -> Order | ExchangeError:
         """One create (the deletion's flatten order); the venue's refusal is the result, not raised."""
+        audit.log_call("create", requests=[request])
         try:
             result: Order | ExchangeError = await self.adapter.place_order(request)
         except ExchangeError as exc:
             result = exc
+        audit.log_answer("create", result, order_id=request.client_order_id)
         self._returned()
         return result
 

@@ -43,6 +43,8 @@ EXTRA = {
     "mm_risk_decisions_total": ("counter", ("rule", "action")),
     "mm_malformed_messages_total": ("counter", ("exchange", "channel")),
     "mm_spec_admission_errors_total": ("counter", ("kind",)),
+    "mm_exchange_rtt_seconds": ("gauge", ("exchange",)),
+    "mm_exchange_clock_offset_seconds": ("gauge", ("exchange",)),
 }
 
 
@@ -66,6 +68,8 @@ ATTRIBUTES = {
     "mm_risk_decisions_total": "risk_decisions",
     "mm_malformed_messages_total": "malformed_messages",
     "mm_spec_admission_errors_total": "spec_admission_errors",
+    "mm_exchange_rtt_seconds": "exchange_rtt",
+    "mm_exchange_clock_offset_seconds": "exchange_clock_offset",
 }
 
 

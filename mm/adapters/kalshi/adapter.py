@@ -37,6 +37,13 @@ Choices:
   fills over REST. Nothing raises out of the stream task.
 * :meth:`disconnect` closes the stream and the HTTP connections; :meth:`connect` afterwards opens them again
   with every subscription restored.
+* Link health (NFR-203/204, :mod:`mm.adapters.link_health`): :meth:`link_health` reports the REST round trips and
+  failures the REST client measures, the stream's state, and the venue's clock against ours (the market
+  ``clock``) from the server clock readings it sees: ``ts_ms`` of order acks (create, cancel, amend, decrease,
+  batches: taken while our request was in flight, so two-sided bounds), ``ts_ms`` of stream messages and the
+  balance's ``updated_ts`` (times already past when they reach us: lower bounds only; Kalshi documents
+  ``updated_ts`` as the balance's last update). :meth:`probe` is one cheap authenticated read for when the node
+  sends nothing else.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ from mm.adapters.kalshi.stream_mapping import (
     settlement_from_wire,
 )
 from mm.adapters.kalshi.ws import KalshiWebSocket
+from mm.adapters.link_health import LinkHealth, LinkStats
 from mm.adapters.ratelimit import ClientRateLimiter
 from mm.clock import Clock
 from mm.domain.book import OrderBook
@@ -230,6 +238,9 @@ class KalshiAdapter(ExchangeAdapter):
         self.handler_failures = 0
         self._sent_terms: dict[str, SentTerms] = {}
         """The terms of our creates by client order id, for the orders read back (see the module docstring)."""
+        self.link = LinkStats(self._wall)
+        """Round trips, failures and clock samples (see :meth:`link_health`)."""
+        rest.link = self.link
         self.feed: BookFeed | None = None
         if ws is not None:
             self.feed = BookFeed(ws.request_snapshot, self._grid_of, clock, log=log)
@@ -309,6 +320,8 @@ class KalshiAdapter(ExchangeAdapter):
         kind = message.get("type")
         for handler in list(self._raw_handlers):
             await handler(message)
+        if self.link.stream_time_wanted:
+            self._stream_time(message)
         if kind in _BOOK_TYPES or kind in ("ok", "unsubscribed"):
             await self._on_book_message(message)
             return
@@ -337,6 +350,15 @@ class KalshiAdapter(ExchangeAdapter):
         elif isinstance(event, PublicTrade) and event.market_id not in self._subscribed:
             return  # in flight when the market was unsubscribed
         await self._publish(event)
+
+    def _stream_time(self, message: Mapping[str, Any]) -> None:
+        """The message's ``ts_ms``, the event's time: already past on arrival, so the venue's clock is at least
+        that (a lower bound for :meth:`link_health`)."""
+        msg = message.get("msg")
+        if isinstance(msg, Mapping):
+            stamp = msg.get("ts_ms")
+            if type(stamp) is int:
+                self.link.stream_time(stamp, self._clock.now_us())
 
     def _on_unreadable(self, kind: str, why: str) -> None:
         self._count_malformed(kind, why)
@@ -475,12 +497,46 @@ class KalshiAdapter(ExchangeAdapter):
     def is_stale(self, market_id: str) -> bool:
         return self.feed.is_stale(market_id) if self.feed is not None else True
 
+    # ------------------------------------------------------------------ link health
+
+    def link_health(self, *, clock_window_s: float = 60.0) -> LinkHealth:
+        """REST round trips and failures, the stream's state and the venue's clock offset (clock samples of the
+        last ``clock_window_s`` seconds); see :mod:`mm.adapters.link_health`."""
+        ws = self.ws
+        if ws is None:
+            return self.link.snapshot(None, 0, clock_window_s=clock_window_s)
+        return self.link.snapshot(ws.connected, ws.frames_received, clock_window_s=clock_window_s)
+
+    async def probe(self, timeout_s: float) -> bool:
+        """One ``GET /portfolio/balance`` within ``timeout_s`` seconds, no retry: measures the link when the node
+        sends nothing else (a paused node would never see the venue recover). True when it got a 2xx answer;
+        failures are counted in :meth:`link_health`, not raised."""
+        try:
+            answer = await self.rest.balance_probe(timeout_s)
+        except ExchangeError:
+            return False
+        updated = answer.get("updated_ts")
+        if type(updated) is int:  # whole seconds; a last-update time, so only a lower bound on the venue's now
+            self.link.server_time_at_least(updated * 1_000_000, 1_000_000, self._clock.now_us())
+        return True
+
+    def _ack_time(self, answer: Mapping[str, Any] | Sequence[Mapping[str, Any]], sent_us: int) -> None:
+        """The ``ts_ms`` of an order ack (a batch's first item carrying one) sent at ``sent_us``: a server clock
+        reading taken while the request was in flight. A recovered create's ack has none: nothing is recorded."""
+        for item in [answer] if isinstance(answer, Mapping) else answer:
+            stamp = item.get("ts_ms")
+            if type(stamp) is int:
+                self.link.clock_reading(stamp * 1000, 1000, sent_us, self._clock.now_us())
+                return
+
     # ------------------------------------------------------------------ orders
 
     async def place_order(self, order: OrderRequest) -> Order:
         added = self._expect([order])
         try:
+            sent = self._clock.now_us()
             ack = await self.rest.create_order(order_request_body(order, stp=self._stp))
+            self._ack_time(ack, sent)
             placed = self._order_from_ack(order, ack)
         except ExchangeError as exc:
             self._refused(added, [exc])
@@ -489,7 +545,8 @@ class KalshiAdapter(ExchangeAdapter):
         return placed
 
     async def cancel_order(self, order_id: str) -> None:
-        await self.rest.cancel_order(order_id)
+        sent = self._clock.now_us()
+        self._ack_time(await self.rest.cancel_order(order_id), sent)
 
     async def amend_order(self, order_id: str, *, price: Price, quantity: Quantity) -> Order:
         """Native V2 amend: ``price`` is the YES price of the order as Kalshi holds it, ``quantity`` the new total."""
@@ -500,7 +557,8 @@ class KalshiAdapter(ExchangeAdapter):
             "price": price.to_dollars(),
             "count": quantity.to_fp(),
         }
-        await self.rest.amend_order(order_id, body)
+        sent = self._clock.now_us()
+        self._ack_time(await self.rest.amend_order(order_id, body), sent)
         return await self._get_order(order_id)
 
     async def _get_order(self, order_id: str) -> Order:
@@ -541,7 +599,9 @@ class KalshiAdapter(ExchangeAdapter):
             return []
         added = self._expect(orders)
         try:
+            sent = self._clock.now_us()
             answers = await self.rest.batch_create([order_request_body(o, stp=self._stp) for o in orders])
+            self._ack_time(answers, sent)
             results: list[Order | ExchangeError] = []
             for i, request in enumerate(orders):
                 if i >= len(answers):
@@ -564,7 +624,9 @@ class KalshiAdapter(ExchangeAdapter):
     async def cancel_orders(self, order_ids: Sequence[str]) -> list[ExchangeError | None]:
         if not order_ids:
             return []
+        sent = self._clock.now_us()
         answers = await self.rest.batch_cancel(order_ids)
+        self._ack_time(answers, sent)
         results: list[ExchangeError | None] = []
         for i, order_id in enumerate(order_ids):
             if i >= len(answers):
@@ -575,7 +637,8 @@ class KalshiAdapter(ExchangeAdapter):
 
     async def decrease_order(self, order_id: str, *, reduce_to: Quantity) -> None:
         """Native decrease keeping queue priority (``reduce_to`` = new remaining size)."""
-        await self.rest.decrease_order(order_id, reduce_to=reduce_to.to_fp())
+        sent = self._clock.now_us()
+        self._ack_time(await self.rest.decrease_order(order_id, reduce_to=reduce_to.to_fp()), sent)
 
     # ------------------------------------------------------------------ portfolio
 

@@ -34,6 +34,10 @@ Creates — **never a duplicate order**. A create is never blindly re-sent:
 
 Amend, decrease and batch create are not retried (a re-sent ``reduce_by`` or batch could act twice); their
 transient failures are raised as :class:`ExchangeUnavailableError` / :class:`RateLimitedError`.
+
+Link health (NFR-204): with a :class:`~mm.adapters.link_health.LinkStats` in :attr:`KalshiRestClient.link`, every
+HTTP exchange with the authenticated API (``/portfolio/...``) is timed and counted (answered, 5xx, timed out,
+transport error); :meth:`KalshiRestClient.balance_probe` is the one-attempt read a health check sends.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from mm.adapters.errors import (
     RateLimitedError,
 )
 from mm.adapters.kalshi.signer import KalshiSigner
+from mm.adapters.link_health import LinkStats
 from mm.adapters.ratelimit import ClientRateLimiter
 from mm.clock import Clock
 
@@ -76,6 +81,8 @@ DEFAULT_BATCH_CANCEL_LIMIT: Final = 50
 PAGE_LIMIT: Final = 1000
 
 _ORDERS: Final = "/portfolio/events/orders"
+_AUTHENTICATED: Final = "/portfolio"
+"""Endpoints whose round trips and failures feed :attr:`KalshiRestClient.link` (what trading depends on)."""
 _BALANCE_CODES: Final = frozenset({"available_balance_too_low", "insufficient_balance", "insufficient_funds"})
 _INACTIVE_CODES: Final = frozenset({"market_inactive", "trading_paused", "market_closed", "market_settled"})
 
@@ -186,6 +193,8 @@ class KalshiRestClient:
         self._timeout_s = timeout_s
         self._transport = transport
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+        self.link: LinkStats | None = None
+        """Round trips and failures of authenticated requests (set by the adapter; None = not measured)."""
 
     async def __aenter__(self) -> KalshiRestClient:
         return self
@@ -209,22 +218,41 @@ class KalshiRestClient:
             headers.update(self._signer.headers(method, self._base_path + endpoint, self._clock.now_us() // 1000))
         return headers
 
-    async def _send(self, method: str, endpoint: str, params: Mapping[str, Any] | None, body: object) -> httpx.Response:
-        """One HTTP exchange; transport failures become :class:`ExchangeUnavailableError`."""
+    async def _send(
+        self,
+        method: str,
+        endpoint: str,
+        params: Mapping[str, Any] | None,
+        body: object,
+        timeout_s: float | None = None,
+    ) -> httpx.Response:
+        """One HTTP exchange (``timeout_s``: instead of the client's); transport failures become
+        :class:`ExchangeUnavailableError`. Authenticated ones are measured in :attr:`link`."""
         content = None if body is None else json.dumps(body, separators=(",", ":"))
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        link = self.link if endpoint.startswith(_AUTHENTICATED) else None
+        started = link.begin() if link is not None else 0
         try:
-            return await self._http.request(
+            response = await self._http.request(
                 method,
                 self._base_url + endpoint,
                 params=clean or None,
                 content=content,
                 headers=self._headers(method, endpoint),
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s,
             )
         except httpx.TimeoutException:
+            if link is not None:
+                link.failed(started, "timed out", timed_out=True)
             raise ExchangeUnavailableError(f"{method} {endpoint}: timed out") from None
         except httpx.TransportError as exc:
-            raise ExchangeUnavailableError(f"{method} {endpoint}: network error ({type(exc).__name__})") from None
+            why = f"network error ({type(exc).__name__})"
+            if link is not None:
+                link.failed(started, why, timed_out=False)
+            raise ExchangeUnavailableError(f"{method} {endpoint}: {why}") from None
+        if link is not None:
+            link.answered(started, response.status_code)
+        return response
 
     async def _metered_send(
         self,
@@ -234,12 +262,13 @@ class KalshiRestClient:
         body: object,
         batch_creates: int,
         batch_cancels: int,
+        timeout_s: float | None = None,
     ) -> httpx.Response:
         if self.limiter is None:
-            return await self._send(method, endpoint, params, body)
+            return await self._send(method, endpoint, params, body, timeout_s)
         path = self._base_path + endpoint
         async with self.limiter.metered(method, path, batch_creates=batch_creates, batch_cancels=batch_cancels):
-            return await self._send(method, endpoint, params, body)
+            return await self._send(method, endpoint, params, body, timeout_s)
 
     @staticmethod
     def _parse(method: str, endpoint: str, response: httpx.Response) -> Any:
@@ -268,6 +297,7 @@ class KalshiRestClient:
         retry: bool = True,
         batch_creates: int = 0,
         batch_cancels: int = 0,
+        timeout_s: float | None = None,
     ) -> Any:
         """Send (through the rate limiter), retrying transient failures when ``retry`` and 429s always; return
         parsed JSON or raise a mapped error."""
@@ -276,7 +306,9 @@ class KalshiRestClient:
         while True:
             response: httpx.Response | None = None
             try:
-                response = await self._metered_send(method, endpoint, params, body, batch_creates, batch_cancels)
+                response = await self._metered_send(
+                    method, endpoint, params, body, batch_creates, batch_cancels, timeout_s
+                )
             except ExchangeUnavailableError:
                 if not retry or attempt >= self._max_retries:
                     raise
@@ -337,6 +369,12 @@ class KalshiRestClient:
 
     async def balance(self) -> Json:
         result: Json = await self._request("GET", "/portfolio/balance")
+        return result
+
+    async def balance_probe(self, timeout_s: float) -> Json:
+        """``GET /portfolio/balance`` once (no retry but of a 429), answered within ``timeout_s`` seconds: a
+        health check's probe — a cheap authenticated read whose failure is counted, not hidden by retries."""
+        result: Json = await self._request("GET", "/portfolio/balance", retry=False, timeout_s=timeout_s)
         return result
 
     async def positions(self, ticker: str | None = None, *, limit: int = PAGE_LIMIT) -> AsyncIterator[Json]:

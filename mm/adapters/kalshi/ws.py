@@ -199,6 +199,13 @@ class KalshiWebSocket(WebSocketClient):
                         {"sid": sid, "market_tickers": list(market_ids), "action": "delete_markets"},
                     )
 
+    @property
+    def frames_received(self) -> int:
+        """Frames (data, ping, pong, close) received on the current connection; 0 when there is none. It only
+        grows while a connection lasts, so a change (or a new connection) shows the stream is alive."""
+        ws = self._ws
+        return ws.frames if ws is not None else 0
+
     def subscribed_tickers(self, channel: str) -> list[str] | None:
         """The markets desired on ``channel`` (None = all markets; [] = not subscribed)."""
         entry = self._desired.get(channel)
