@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: demo test lint typecheck contracts bench schemas clean
+.PHONY: demo test lint typecheck contracts bench schemas chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,38 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-## bench: run the benchmarks for real; print median and p99 of each
+## bench: run the benchmarks for real; print median and p99 of each; compare with benchmarks/baseline.json and
+## fail on a regression beyond NFR-602's thresholds (a regressed benchmark is re-run BENCH_CONFIRM times first and
+## fails only if it regressed every time). docs/ci.md: thresholds, normalisation, refreshing the baseline
+BENCH_OPTS    := --benchmark-only -q --benchmark-columns=min,median,max,rounds --benchmark-save-data \
+                 --benchmark-warmup=on --benchmark-warmup-iterations=100
+BENCH_CONFIRM ?= 2
 bench: $(STAMP)
 	mkdir -p .benchmarks
-	$(BIN)/pytest benchmarks --benchmark-only -q --benchmark-columns=min,median,max,rounds \
-		--benchmark-json=.benchmarks/latest.json --benchmark-save-data
+	$(BIN)/pytest benchmarks $(BENCH_OPTS) --benchmark-json=.benchmarks/latest.json
 	$(BIN)/python benchmarks/report.py .benchmarks/latest.json
+	$(BIN)/python benchmarks/compare.py .benchmarks/latest.json --baseline benchmarks/baseline.json \
+		--confirm $(BENCH_CONFIRM) --pytest "$(BIN)/pytest $(BENCH_OPTS)"
+
+## bench-baseline: run the benchmarks BASELINE_RUNS times and rewrite benchmarks/baseline.json from them (per
+## benchmark, the middle run); commit it with BASELINE_NOTE saying which machine (docs/ci.md, "Refreshing")
+BASELINE_RUNS ?= 3
+BASELINE_NOTE ?= make bench-baseline on $(shell uname -n), $(shell nproc) CPUs
+.PHONY: bench-baseline
+bench-baseline: $(STAMP)
+	mkdir -p .benchmarks
+	for i in $$(seq 1 $(BASELINE_RUNS)); do \
+		$(BIN)/pytest benchmarks $(BENCH_OPTS) --benchmark-json=.benchmarks/baseline-run$$i.json || exit 1; \
+	done
+	$(BIN)/python benchmarks/compare.py $$(for i in $$(seq 1 $(BASELINE_RUNS)); do echo .benchmarks/baseline-run$$i.json; done) \
+		--baseline benchmarks/baseline.json --update --note "$(BASELINE_NOTE)"
+
+## chaos: the whole chaos suite (NFR-603; `make test` runs only its quick set): faults injected into a running
+## node, a kill -9 soak (MM_CHAOS_KILL9_N kills, default 20); writes .chaos/results.json, then the table of
+## docs/resilience.md from it (failures included), and fails if any scenario failed
+chaos: $(STAMP)
+	$(BIN)/pytest tests/chaos -m chaos -q; status=$$?; \
+	$(BIN)/python -m tests.chaos.report .chaos/results.json --write docs/resilience.md && exit $$status
 
 ## schemas: regenerate specs/v1alpha1/*.schema.json from the models
 schemas: $(STAMP)

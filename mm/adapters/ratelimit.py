@@ -27,6 +27,8 @@ Pressure is reported through ``on_pressure(kind, event, detail)`` and the standa
 ``approaching`` when a bucket falls below 20% of capacity (once, until it is back above 50%), ``exceeded`` when a
 request has to queue (once per episode, until a request passes without waiting), ``rejected`` for a venue 429.
 Every wait is also reported through ``on_throttle(kind, seconds)`` and counted in :attr:`ClientRateLimiter.throttled`.
+Every charge is reported to :attr:`ClientRateLimiter.on_charge` ``(kind, tokens, seconds waited)`` when set (the
+adapter's rate-limit metrics).
 """
 
 from __future__ import annotations
@@ -265,6 +267,8 @@ class ClientRateLimiter:
         self._on_pressure = on_pressure
         self.penalty_s = penalty_s
         self.throttled: dict[str, int] = {"read": 0, "write": 0}
+        self.on_charge: Callable[[str, float, float], None] | None = None
+        """Called after every charge with the bucket kind, the tokens taken and the seconds waited for them."""
         self.rejected: dict[str, int] = {"read": 0, "write": 0}
         self._approaching: dict[str, bool] = {"read": False, "write": False}
         self._exceeded: dict[str, bool] = {"read": False, "write": False}
@@ -306,9 +310,11 @@ class ClientRateLimiter:
         if self._on_throttle is not None:
             self._on_throttle(kind, wait_s)
 
-    def _after_take(self, kind: BucketKind, waited: float) -> None:
+    def _after_take(self, kind: BucketKind, waited: float, tokens: float) -> None:
         name = kind.value
         bucket = self.buckets[kind]
+        if self.on_charge is not None:
+            self.on_charge(name, tokens, waited)
         if waited == 0.0 and bucket.queued == 0:
             self._exceeded[name] = False
         level = bucket.available / bucket.capacity
@@ -324,8 +330,9 @@ class ClientRateLimiter:
         Use :meth:`metered` around the actual request to the venue (it also handles the full-bucket freeze)."""
         kind, tokens = request_cost(method, path, batch_creates=batch_creates, batch_cancels=batch_cancels)
         bucket = self.buckets[kind]
-        waited = await bucket.acquire(min(float(tokens), bucket.capacity), priority_of(method, path))
-        self._after_take(kind, waited)
+        charged = min(float(tokens), bucket.capacity)
+        waited = await bucket.acquire(charged, priority_of(method, path))
+        self._after_take(kind, waited, charged)
         return waited
 
     @asynccontextmanager
@@ -336,8 +343,9 @@ class ClientRateLimiter:
         its answer) is done, whatever happened."""
         kind, tokens = request_cost(method, path, batch_creates=batch_creates, batch_cancels=batch_cancels)
         bucket = self.buckets[kind]
-        grant = await bucket.take(min(float(tokens), bucket.capacity), priority_of(method, path))
-        self._after_take(kind, grant.waited_s)
+        charged = min(float(tokens), bucket.capacity)
+        grant = await bucket.take(charged, priority_of(method, path))
+        self._after_take(kind, grant.waited_s, charged)
         try:
             yield grant.waited_s
         finally:

@@ -147,21 +147,16 @@ class DegradationMonitor:
         self._holds = set(decisions.holds)
 
     def _export(self, health: Mapping[str, LinkHealth]) -> None:
+        """RTT and the exchange clock offset per exchange (``mm_clock_drift_seconds`` is the NTP check's)."""
         metrics = self._node.metrics
         if metrics is None:
             return
-        worst: float | None = None
         for name, h in health.items():
             if h.rtt_p50_s is not None:
                 metrics.exchange_rtt.labels(exchange=name).set(h.rtt_p50_s)
             offset_us = h.clock_offset_us
             if offset_us is not None:
-                offset_s = offset_us / 1e6
-                metrics.exchange_clock_offset.labels(exchange=name).set(offset_s)
-                if worst is None or abs(offset_s) > abs(worst):
-                    worst = offset_s
-        if worst is not None:
-            metrics.clock_drift.set(worst)
+                metrics.exchange_clock_offset.labels(exchange=name).set(offset_us / 1e6)
 
     def release(self) -> None:
         """Clear every hold and multiplier this monitor set (when it stops for good, e.g. at shutdown)."""

@@ -21,6 +21,7 @@ EVENT_ALERTS: Final[dict[str, str]] = {
     "LatencyHigh": "high_latency",
     "LatencyCritical": "high_latency",
     "ClockDrift": "clock_drift",
+    "TimeSyncUnavailable": "clock_drift",
     "PositionMismatch": "reconciliation_mismatch",
     "RecoveryNeedsApproval": "recovery_discrepancy",
     "RecoveryDiscrepancy": "recovery_discrepancy",

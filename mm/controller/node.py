@@ -40,7 +40,9 @@ from mm.domain.events import (
     ResyncRequired,
 )
 from mm.domain.fees import FeeSchedule
-from mm.domain.orders import Order
+from mm.domain.orders import Fill, Order
+from mm.domain.price import QTY_SCALE
+from mm.domain.sides import BookSide, Side, book_side
 from mm.observability import audit
 from mm.observability.metrics import Metrics
 from mm.recording.order_records import order_payload
@@ -87,6 +89,13 @@ class ExchangeConnection:
     loaded: bool = False
     """Positions and open orders were loaded: only then may anything trade (design.md §4)."""
     last_resync_us: int = 0
+    fills_stale: bool = False
+    """The stream lost or mangled something (a disconnect, a ResyncRequired): fills may have been missed; the
+    Exchange reconciler reads them back over REST (``ExchangeReconciler._backfill_fills``)."""
+    last_fill_us: int | None = None
+    """Venue time of the latest live fill booked (where a fills read-back starts)."""
+    fills_during_load: list[Fill] = field(default_factory=list)
+    """Live fills that arrived before the positions were imported: stored, booked after the import."""
 
 
 def venue_connected(venue: ExchangeAdapter) -> bool:
@@ -117,6 +126,8 @@ class NodeContext:
         self.metrics = metrics
         self.latch: KillSwitchLatch = latch if latch is not None else InMemoryLatch()
         self.node_switch = KillSwitch(self.latch, "node")
+        self.attempt_floor: dict[str, int] = {}
+        """Per ticker, where this run's client order id attempt counters start (:meth:`attempt_floor_for`)."""
         self.holds = TradingHolds(on_change=self._hold_changed)
         """Node-wide reasons not to quote besides the kill switch (shutdown, recovery, degradation)."""
         self._record = record
@@ -131,6 +142,8 @@ class NodeContext:
         """Recent notable events (time µs, subject, reason, message) for status and the demo summary."""
         self.fills_seen = 0
         self.orders_sent = 0
+        self._fill_edges: dict[str, tuple[Decimal, Decimal]] = {}
+        """Per market: our fills' summed edge against the mid (dollars) and contracts filled (mm_spread_captured)."""
         self._settled_markets: dict[str, set[str]] = {}
         self._order_results: deque[tuple[int, bool]] = deque()
         self.state_dir: Path | None = None
@@ -171,6 +184,16 @@ class NodeContext:
         """Switch to a durable latch (the store's), re-reading the node switch from it."""
         self.latch = latch
         self.node_switch = KillSwitch(latch, "node")
+
+    def attempt_floor_for(self, ticker: str) -> int:
+        """The first attempt number of this run's orders on ``ticker``: 100 × the node clock's seconds when first
+        asked (below 10**12 until the year 2286). A venue refuses a client order id it has seen, so a restarted
+        node must not count from 0 again; each run starts above the last as long as a level made fewer than 100
+        orders per second, which the update throttle guarantees. A replay sets it from the recording."""
+        floor = self.attempt_floor.get(ticker)
+        if floor is None:
+            floor = self.attempt_floor[ticker] = (self.clock.now_us() // 1_000_000) * 100 % 10**12
+        return floor
 
     def _hold_changed(self, key: str, hold: Hold | None) -> None:
         if hold is None:
@@ -289,6 +312,8 @@ class NodeContext:
                         self.enqueue(selector.key)
             return
         if isinstance(event, ConnectionState):
+            if event.connected and not conn.connected and conn.loaded:
+                conn.fills_stale = True  # back after a gap: fills of that gap come only over REST
             conn.connected = event.connected
             self.event(
                 f"Exchange/{exchange}",
@@ -301,6 +326,8 @@ class NodeContext:
                 self.enqueue(key)
             return
         if isinstance(event, ResyncRequired):
+            if event.scope == "orders":
+                conn.fills_stale = True
             self.enqueue(key_of("Exchange", exchange))
             return
         if (
@@ -339,6 +366,16 @@ class NodeContext:
             fill = event.fill
             if not account.tracker.is_ours(fill.client_order_id):
                 return
+            if execution == "live" and not conn.loaded:
+                # positions are not imported yet: booking now would be overwritten (or refused) by the import;
+                # stored now, booked after it (ExchangeReconciler._book_fills_during_load)
+                if fill.fill_id not in {f.fill_id for f in conn.fills_during_load}:
+                    conn.fills_during_load.append(fill)
+                    audit.log_fill(fill, execution)
+                    self.record(FillRecord(fill))
+                return
+            if execution == "live" and (conn.last_fill_us is None or fill.timestamp_us > conn.last_fill_us):
+                conn.last_fill_us = fill.timestamp_us
             if account.ledger.apply_fill(fill):
                 audit.log_fill(fill, execution)
                 self.fills_seen += 1
@@ -346,12 +383,30 @@ class NodeContext:
                 if self.recorder is not None:
                     _record_fill(self.recorder, account, event)
                 if self.metrics is not None:
-                    self.metrics.fills.labels(market=fill.market_id, side=fill.side.value).inc()
+                    self._count_fill(self.metrics, conn.venue, fill)
             for key in self.markets_trading(exchange, fill.market_id):
                 self.enqueue(key)
         elif isinstance(event, BookUpdated | PublicTrade):
             for key in self.markets_trading(exchange, event.market_id):
                 self.enqueue(key)
+
+    def _count_fill(self, metrics: Metrics, venue: ExchangeAdapter, fill: Fill) -> None:
+        """``mm_fills_total``, ``mm_filled_contracts_total`` and ``mm_spread_captured``: the fill's edge against the
+        venue's book mid now (YES terms: mid − price bought at, price sold at − mid), averaged per contract."""
+        side = fill.side.value
+        metrics.fills.labels(market=fill.market_id, side=side).inc()
+        metrics.filled_contracts.labels(market=fill.market_id, side=side).inc(fill.quantity.units / QTY_SCALE)
+        book = venue.book(fill.market_id)
+        mid = book.mid() if book is not None else None
+        if mid is None:
+            return
+        price = (fill.price if fill.side is Side.YES else fill.price.complement()).to_decimal()
+        edge = mid - price if book_side(fill.side, fill.order_side) is BookSide.BID else price - mid
+        total, contracts = self._fill_edges.get(fill.market_id, (Decimal(0), Decimal(0)))
+        total += edge * fill.quantity.to_decimal()
+        contracts += fill.quantity.to_decimal()
+        self._fill_edges[fill.market_id] = (total, contracts)
+        metrics.spread_captured.labels(market=fill.market_id).set(float(total / contracts))
 
     def _settle(self, conn: ExchangeConnection, event: MarketLifecycle) -> None:
         """A determined market's value is final for our books: realize PnL and clear positions (FR-502)."""

@@ -307,6 +307,7 @@ def build_replay_node(
     clock = SimulatedClock(start.ts_us)
     store = ResourceStore(clock)
     node = NodeContext(clock, store, prefix=str(data.get("client_id_prefix") or "mm"), wall_clock=clock)
+    node.attempt_floor[ticker] = int(data.get("attempt_floor", 0))  # recordings before it counted from 0
     sink = CaptureSink(frozenset({ticker}))
     node.recorder = sink
     entries = [m for m in config.get("markets") or [] if "strategy" in m and "risk_policy" in m]

@@ -48,6 +48,7 @@ from mm.controller.operations import ApplyOutcome
 from mm.controller.preview import preview_plans
 from mm.controller.resources import ResourceStore, key_of
 from mm.controller.session_content import session_info, session_state
+from mm.controller.time_sync import TimeSyncMonitor
 from mm.controller.workqueue import WorkQueue
 from mm.observability import audit
 from mm.observability.metrics import Metrics
@@ -104,6 +105,8 @@ class RuntimeOptions:
     pnl_snapshot_interval_s: float = 60.0
     prefix: str = "mm"
     extra_records: list[Record] = field(default_factory=list)
+    time_sync: bool = True
+    """Run the NTP check (NFR-203) on the TradingNode's ``time_sync.ntp_servers``; tests turn it off."""
 
 
 def dependants(resources: ResourceStore) -> Callable[[str, str], Iterable[str]]:
@@ -182,8 +185,12 @@ class NodeRuntime:
         self._health_reconciles: tuple[int, int] = (-1, 0)
         self.alerts: AlertManager | None = None
         self.degradation: DegradationMonitor | None = None
+        self.time_sync: TimeSyncMonitor | None = None
         self._degradation_task: asyncio.Task[None] | None = None
         self._stopped_queue = False
+        # read when scraped (mm_kill_switch_active, mm_ready): what /status and /ready would say at that moment
+        self.metrics.kill_switch.set_function(lambda: 1.0 if self.node.node_switch.tripped else 0.0)
+        self.metrics.ready.set_function(lambda: 1.0 if self.is_ready() else 0.0)
 
     # ------------------------------------------------------------------ start
 
@@ -223,6 +230,11 @@ class NodeRuntime:
             )
             self.recovery.begin()  # the hold is in place before any Market reconciles
         await self._start_recorder()
+        self._watch_disk(db_path)
+        if options.time_sync:
+            # NFR-203: checked before anything trades (a drift under pause_trading holds the Markets from the start)
+            self.time_sync = TimeSyncMonitor(self.node, self.node_spec, self._wall)
+            await self.time_sync.startup_check()
         self.manager.register(
             ExchangeReconciler(
                 self.node,
@@ -249,6 +261,8 @@ class NodeRuntime:
         self._tasks.append(asyncio.create_task(self._stream_watchdog(), name="stream-watchdog"))
         if self.recovery is not None:
             self._tasks.append(asyncio.create_task(self._recover(self.recovery), name="crash-recovery"))
+        if self.time_sync is not None:
+            self._tasks.append(asyncio.create_task(self.time_sync.run(), name="time-sync"))
         # NFR-202/204, NFR-203 against the exchange's clock: holds and widening from the links' health
         self.degradation = DegradationMonitor(self.node, self.node_spec, self._wall)
         self._degradation_task = asyncio.create_task(self.degradation.run(), name="degradation")
@@ -466,6 +480,15 @@ class NodeRuntime:
             return  # already over the storage limit (alerted): trading goes on unrecorded
         self.node.event("TradingNode", "RecordingStarted", f"session {recorder.session_id} in {recorder.output_dir}")
 
+    def _watch_disk(self, db_path: Path) -> None:
+        """``mm_disk_usage_bytes`` of the database (with its WAL) and the session recordings, and the free space."""
+        metrics = self.metrics
+        metrics.watch_disk("database", *(db_path.with_name(db_path.name + end) for end in ("", "-wal", "-shm")))
+        sessions = self.recorder.output_dir if self.recorder is not None else self.options.recording_dir
+        if sessions is not None:
+            metrics.watch_disk("sessions", sessions)
+        metrics.watch_free_space(self.options.state_dir)
+
     def _recording_alert(self, reason: str, message: str) -> None:
         self.node.event("TradingNode", "RecordingStopped", f"{reason}: {message}", warning=True)
 
@@ -677,6 +700,8 @@ class NodeRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.time_sync is not None:
+            self.time_sync.release()
         outcome.cancelled = await self.cancel_everything("shutdown")
         if request.mode == "drain":
             if not await shutdown_modes.drain(self.node, float(options.drain_timeout_seconds), self.interrupt_wait):

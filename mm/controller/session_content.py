@@ -96,6 +96,7 @@ def session_info(node: NodeContext, clock: Clock, node_spec: TradingNodeSpec | N
         "seeds": seeds,
         "clock": type(clock).__name__,
         "client_id_prefix": node.prefix,
+        "attempt_floor": node.attempt_floor_for(ticker),
         "replay_format": REPLAY_FORMAT,
     }
 

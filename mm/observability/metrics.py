@@ -12,22 +12,37 @@ Units: money in dollars, positions in contracts, durations in seconds. Money and
 ``Decimal`` in the code; Prometheus only stores float64, so :func:`set_money`, :func:`inc_money` and
 :func:`set_contracts` convert at the last moment. That float is exposition-only and never read back
 into any decision.
+
+Hot path: producers look a labelled child up once and keep it (``labels()`` hashes the label values and takes a
+lock on every call); the Market reconciler keeps one :class:`MarketSeries` per market. Values that are cheap to
+read but change all the time (queue depth, rate-limit buckets, the kill switch, readiness, disk usage) are read
+when scraped (``Gauge.set_function``), not pushed on every change. Besides the ``mm_`` metrics each registry
+carries prometheus_client's process collector (``process_cpu_seconds_total``, ``process_resident_memory_bytes``,
+...) and :class:`NetworkCollector` (``mm_network_bytes_total``). Every metric is documented in docs/metrics.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Final, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = [
     "LATENCY_BUCKETS_SECONDS",
     "METRIC_SPECS",
+    "MarketSeries",
     "MetricSpec",
     "Metrics",
+    "NetworkCollector",
+    "bytes_under",
     "inc_money",
     "render",
     "set_contracts",
@@ -91,8 +106,106 @@ METRIC_SPECS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
         "mm_exchange_clock_offset_seconds", "gauge", ("exchange",), "Exchange clock minus ours (estimate), seconds."
     ),
+    # --- quoting (Market reconciler, every cycle; real time, so rate() over a window is the fraction of it)
+    MetricSpec(
+        "mm_quote_uptime_seconds_total",
+        "counter",
+        ("market",),
+        "Time with at least one of our orders resting in the market, seconds (rate = fraction of time quoted).",
+    ),
+    MetricSpec(
+        "mm_two_sided_seconds_total",
+        "counter",
+        ("market",),
+        "Time with our orders resting on both sides of the book, seconds (rate = fraction of time two-sided).",
+    ),
+    MetricSpec(
+        "mm_market_reconciled_seconds_total",
+        "counter",
+        ("market",),
+        "Time the Market was being reconciled (the denominator of quote uptime), seconds.",
+    ),
+    MetricSpec("mm_quote_sides", "gauge", ("market",), "Sides of the book with an order of ours resting: 0, 1 or 2."),
+    MetricSpec("mm_open_orders", "gauge", ("market",), "Our open orders in the market, orders."),
+    MetricSpec(
+        "mm_time_to_settlement_seconds", "gauge", ("market",), "Time until the market closes (market clock), seconds."
+    ),
+    MetricSpec(
+        "mm_market_data_age_seconds",
+        "gauge",
+        ("market",),
+        "Age of the order book's last update when the Market last reconciled (market clock), seconds.",
+    ),
+    # --- PnL and limits (risk panels, alerts)
+    MetricSpec("mm_pnl_daily", "gauge", ("market",), "Net PnL (realized + unrealized - fees) this UTC day, dollars."),
+    MetricSpec("mm_inventory_limit", "gauge", ("market",), "The max_inventory risk rule's limit, contracts."),
+    MetricSpec(
+        "mm_loss_limit",
+        "gauge",
+        ("market", "window"),
+        "Loss limit of the daily / hourly loss risk rule (window daily|hourly), dollars.",
+    ),
+    MetricSpec("mm_filled_contracts_total", "counter", ("market", "side"), "Contracts filled, contracts."),
+    MetricSpec(
+        "mm_spread_captured",
+        "gauge",
+        ("market",),
+        "Average edge of our fills against the book mid when each fill arrived, dollars per contract.",
+    ),
+    # --- market data stream (Kalshi adapter)
+    MetricSpec("mm_websocket_messages_total", "counter", ("exchange",), "WebSocket messages received, messages."),
+    MetricSpec("mm_websocket_reconnects_total", "counter", ("exchange",), "WebSocket reconnections, reconnects."),
+    MetricSpec(
+        "mm_websocket_reconnect_failures",
+        "gauge",
+        ("exchange",),
+        "Reconnect attempts failed in a row since the stream was last connected, attempts.",
+    ),
+    MetricSpec(
+        "mm_book_resyncs_total",
+        "counter",
+        ("exchange", "reason"),
+        "Order book resyncs (snapshot requests, and resubscriptions after a reconnect), by reason.",
+    ),
+    # --- reconciliation with the exchange (Exchange reconciler's periodic check)
+    MetricSpec(
+        "mm_reconciliation_drift_total",
+        "counter",
+        ("exchange", "kind"),
+        "Differences found with the exchange (kind position|order_adopted|order_gone), differences.",
+    ),
+    MetricSpec(
+        "mm_reconciliation_mismatched_positions",
+        "gauge",
+        ("exchange",),
+        "Markets whose position differed from the exchange's at the last positions check, markets.",
+    ),
+    # --- client rate limiter (FR-603)
+    MetricSpec("mm_rate_limit_tokens_total", "counter", ("exchange", "bucket"), "Rate-limit tokens spent, tokens."),
+    MetricSpec(
+        "mm_rate_limit_refill_rate", "gauge", ("exchange", "bucket"), "The bucket's refill rate, tokens per second."
+    ),
+    MetricSpec(
+        "mm_rate_limit_usage_ratio",
+        "gauge",
+        ("exchange", "bucket"),
+        "Share of the bucket's capacity in use when scraped (1 - available / capacity), ratio.",
+    ),
+    MetricSpec("mm_rate_limit_waits_total", "counter", ("exchange", "bucket"), "Requests that had to wait for tokens."),
+    # --- node
+    MetricSpec("mm_kill_switch_active", "gauge", (), "Node kill switch tripped (latched): 1 yes, 0 no."),
+    MetricSpec("mm_ready", "gauge", (), "Node ready to trade (what /ready answers): 1 yes, 0 no."),
+    MetricSpec("mm_disk_usage_bytes", "gauge", ("what",), "Bytes on disk (what database|sessions), bytes."),
+    MetricSpec("mm_disk_free_bytes", "gauge", (), "Free space on the state directory's file system, bytes."),
+    MetricSpec(
+        "mm_network_bytes_total",
+        "counter",
+        ("interface", "direction"),
+        "Bytes through the network interfaces of the process's network namespace (direction receive|transmit).",
+    ),
 )
-"""Every metric the system exports, in one place. The first 13 are NFR-402's three tables verbatim."""
+"""Every metric the system exports, in one place. The first 13 are NFR-402's three tables verbatim.
+(prometheus_client's ``process_*`` metrics come on top: see docs/metrics.md.)"""
 
 _SPECS_BY_NAME: Final = {spec.name: spec for spec in METRIC_SPECS}
 
@@ -129,6 +242,50 @@ class Metrics:
         self.db_write_errors: Final = self._counter("mm_db_write_errors_total")
         self.exchange_rtt: Final = self._gauge("mm_exchange_rtt_seconds")
         self.exchange_clock_offset: Final = self._gauge("mm_exchange_clock_offset_seconds")
+        self.quote_uptime: Final = self._counter("mm_quote_uptime_seconds_total")
+        self.two_sided: Final = self._counter("mm_two_sided_seconds_total")
+        self.market_reconciled: Final = self._counter("mm_market_reconciled_seconds_total")
+        self.quote_sides: Final = self._gauge("mm_quote_sides")
+        self.open_orders: Final = self._gauge("mm_open_orders")
+        self.time_to_settlement: Final = self._gauge("mm_time_to_settlement_seconds")
+        self.market_data_age: Final = self._gauge("mm_market_data_age_seconds")
+        self.pnl_daily: Final = self._gauge("mm_pnl_daily")
+        self.inventory_limit: Final = self._gauge("mm_inventory_limit")
+        self.loss_limit: Final = self._gauge("mm_loss_limit")
+        self.filled_contracts: Final = self._counter("mm_filled_contracts_total")
+        self.spread_captured: Final = self._gauge("mm_spread_captured")
+        self.websocket_messages: Final = self._counter("mm_websocket_messages_total")
+        self.websocket_reconnects: Final = self._counter("mm_websocket_reconnects_total")
+        self.websocket_reconnect_failures: Final = self._gauge("mm_websocket_reconnect_failures")
+        self.book_resyncs: Final = self._counter("mm_book_resyncs_total")
+        self.reconciliation_drift: Final = self._counter("mm_reconciliation_drift_total")
+        self.reconciliation_mismatched: Final = self._gauge("mm_reconciliation_mismatched_positions")
+        self.rate_limit_tokens: Final = self._counter("mm_rate_limit_tokens_total")
+        self.rate_limit_refill: Final = self._gauge("mm_rate_limit_refill_rate")
+        self.rate_limit_usage: Final = self._gauge("mm_rate_limit_usage_ratio")
+        self.rate_limit_waits: Final = self._counter("mm_rate_limit_waits_total")
+        self.kill_switch: Final = self._gauge("mm_kill_switch_active")
+        self.ready: Final = self._gauge("mm_ready")
+        self.disk_usage: Final = self._gauge("mm_disk_usage_bytes")
+        self.disk_free: Final = self._gauge("mm_disk_free_bytes")
+        self.network: Final = NetworkCollector(registry=self.registry)
+        ProcessCollector(registry=self.registry)
+
+    def watch_disk(self, what: str, *roots: Path) -> None:
+        """Report the bytes under ``roots`` (files, or directories summed recursively; missing ones count 0) as
+        ``mm_disk_usage_bytes{what=...}``, measured when scraped."""
+        self.disk_usage.labels(what=what).set_function(lambda: float(bytes_under(roots)))
+
+    def watch_free_space(self, directory: Path) -> None:
+        """Report the free space of ``directory``'s file system as ``mm_disk_free_bytes``, measured when scraped."""
+
+        def free() -> float:
+            try:
+                return float(shutil.disk_usage(directory).free)
+            except OSError:
+                return float("nan")
+
+        self.disk_free.set_function(free)
 
     def _spec(self, name: str, kind: Kind) -> MetricSpec:
         spec = _SPECS_BY_NAME[name]
@@ -147,6 +304,153 @@ class Metrics:
     def _histogram(self, name: str) -> Histogram:
         spec = self._spec(name, "histogram")
         return Histogram(spec.name, spec.help, spec.labels, registry=self.registry, buckets=LATENCY_BUCKETS_SECONDS)
+
+
+class MarketSeries:
+    """One market's children of the per-market metrics the Market reconciler sets every cycle (looked up once),
+    and the quote-time integrator behind ``mm_quote_uptime_seconds_total`` / ``mm_two_sided_seconds_total``.
+
+    :meth:`quotes` is called at every reconcile with what rests now; the real time since the previous call is
+    credited to what rested *then*. Our resting orders change when a reconcile acts, or by a fill or cancel that
+    itself enqueues a reconcile, so the credit is off by at most one reconcile's delay at each change.
+    """
+
+    __slots__ = (
+        "_last_ns",
+        "_market",
+        "_metrics",
+        "_reconciled",
+        "_sides",
+        "_two_sided",
+        "_uptime",
+        "daily_loss_limit",
+        "hourly_loss_limit",
+        "inventory",
+        "inventory_limit",
+        "market_data_age",
+        "open_orders",
+        "pnl_daily",
+        "pnl_realized",
+        "pnl_unrealized",
+        "position_no",
+        "position_yes",
+        "quote_sides",
+        "time_to_settlement",
+    )
+
+    def __init__(self, metrics: Metrics, market: str) -> None:
+        self._metrics = metrics
+        self._market = market
+        self.inventory = metrics.inventory.labels(market=market)
+        self.position_yes = metrics.position_yes.labels(market=market)
+        self.position_no = metrics.position_no.labels(market=market)
+        self.pnl_realized = metrics.pnl_realized.labels(market=market)
+        self.pnl_unrealized = metrics.pnl_unrealized.labels(market=market)
+        self.pnl_daily = metrics.pnl_daily.labels(market=market)
+        self.open_orders = metrics.open_orders.labels(market=market)
+        self.quote_sides = metrics.quote_sides.labels(market=market)
+        self.time_to_settlement = metrics.time_to_settlement.labels(market=market)
+        self.market_data_age = metrics.market_data_age.labels(market=market)
+        self.inventory_limit = metrics.inventory_limit.labels(market=market)
+        self.daily_loss_limit = metrics.loss_limit.labels(market=market, window="daily")
+        self.hourly_loss_limit = metrics.loss_limit.labels(market=market, window="hourly")
+        self._uptime = metrics.quote_uptime.labels(market=market)
+        self._two_sided = metrics.two_sided.labels(market=market)
+        self._reconciled = metrics.market_reconciled.labels(market=market)
+        self._last_ns: int | None = None
+        self._sides = 0
+
+    def quotes(self, open_orders: int, sides: int, now_ns: int) -> None:
+        """Our orders resting now: ``open_orders`` of them, on ``sides`` (0, 1 or 2) sides of the book, at
+        ``now_ns`` (monotonic real time)."""
+        last = self._last_ns
+        if last is not None and now_ns > last:
+            elapsed = (now_ns - last) / 1e9
+            self._reconciled.inc(elapsed)
+            if self._sides:
+                self._uptime.inc(elapsed)
+                if self._sides > 1:
+                    self._two_sided.inc(elapsed)
+        self._last_ns = now_ns
+        self._sides = sides
+        self.quote_sides.set(sides)
+        self.open_orders.set(open_orders)
+
+    def forget(self) -> None:
+        """The market is no longer traded (its Market was deleted): drop its quoting, timing and limit series —
+        frozen, they would say it still quotes, still closes in N seconds. Its position and PnL series stay (the
+        position may be held to settlement)."""
+        metrics, market = self._metrics, self._market
+        for family in (
+            metrics.quote_uptime,
+            metrics.two_sided,
+            metrics.market_reconciled,
+            metrics.quote_sides,
+            metrics.open_orders,
+            metrics.time_to_settlement,
+            metrics.market_data_age,
+            metrics.inventory_limit,
+        ):
+            family.remove(market)
+        for window in ("daily", "hourly"):
+            metrics.loss_limit.remove(market, window)
+
+
+def bytes_under(roots: Iterable[Path]) -> int:
+    """Total size of the files at or under ``roots`` (missing paths and unreadable entries count 0)."""
+    return sum(_size(Path(root)) for root in roots)
+
+
+def _size(path: Path) -> int:
+    try:
+        if not path.is_dir():
+            return path.stat().st_size if path.exists() else 0
+        total = 0
+        for entry in os.scandir(path):
+            total += _size(Path(entry.path)) if entry.is_dir(follow_symlinks=False) else entry.stat().st_size
+        return total
+    except OSError:
+        return 0
+
+
+class NetworkCollector(Collector):
+    """``mm_network_bytes_total{interface, direction}`` from ``/proc/self/net/dev`` when scraped: the bytes through
+    the interfaces of the process's network namespace (in a container, the container's own traffic). Nothing
+    where that file does not exist (not Linux)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, path: Path = Path("/proc/self/net/dev")) -> None:
+        self._path = path
+        if registry is not None:
+            registry.register(self)
+
+    def describe(self) -> Iterable[Metric]:
+        # Described without reading the file: the registry may describe before /proc is readable.
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for interface, received, transmitted in self._read():
+            family.add_metric([interface, "receive"], received)
+            family.add_metric([interface, "transmit"], transmitted)
+        yield family
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        spec = _SPECS_BY_NAME["mm_network_bytes_total"]
+        return CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+
+    def _read(self) -> list[tuple[str, float, float]]:
+        try:
+            lines = self._path.read_text().splitlines()[2:]  # two header lines
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            name, _, fields = line.partition(":")
+            values = fields.split()
+            if len(values) >= 9:
+                out.append((name.strip(), float(values[0]), float(values[8])))
+        return out
 
 
 def render(metrics: Metrics) -> bytes:

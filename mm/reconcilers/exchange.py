@@ -8,7 +8,8 @@ Each reconcile:
    before they are loaded), adopting our orders into the trackers and reporting foreign ones;
 3. afterwards, every ``orders_resync_s`` (30 s) re-reads open orders (the exchange is the source of truth:
    ours it no longer has are dropped, ones we did not know are adopted), resolves stuck creates by client
-   order id, and compares positions with the ledger every ``positions_resync_s`` (60 s), logging mismatches;
+   order id, and compares positions with the ledger every ``positions_resync_s`` (60 s), logging mismatches
+   (and counting every difference in ``mm_reconciliation_drift_total``);
 4. sets ``Connected``, ``Authenticated`` and ``Ready``.
 
 A deleted Exchange is disconnected. Connection failures are transient (retried with backoff); refused
@@ -18,6 +19,7 @@ credentials are terminal until the spec (or key) changes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +28,7 @@ from mm.adapters.errors import AuthenticationFailedError, ExchangeError
 from mm.controller.errors import TerminalError, TransientError
 from mm.controller.manager import Result
 from mm.controller.node import Account, ExchangeConnection, NodeContext, venue_connected
-from mm.domain.events import ExchangeEvent
+from mm.domain.events import ExchangeEvent, FillEvent
 from mm.domain.orders import Fill, Order
 from mm.recording.order_records import order_payload
 from mm.specs.exchange import ExchangeSpec
@@ -44,6 +46,9 @@ from mm.state.position_import import (
     seed_ledger,
 )
 from mm.state.records import SettlementRecord
+
+FILL_BACKFILL_MARGIN_US = 60_000_000
+"""Fills are read back from a minute before the last one booked: venue timestamps of fills delivered out of order."""
 
 __all__ = ["ExchangeReconciler"]
 
@@ -71,6 +76,8 @@ class ExchangeReconciler:
         self._positions_resync_us = int(positions_resync_s * US)
         self._stuck_us = int(stuck_after_s * US)
         self._last_positions_us: dict[str, int] = {}
+        self._mismatches: dict[str, set[tuple[str, int, int]]] = {}
+        """Position differences seen at the last check: one seen twice in a row is corrected (FR-1203)."""
         self._last_balance_us: dict[str, int] = {}
         self._balance_resync_us = int(balance_resync_s * US)
         self._settlements_seen: dict[str, int] = {}
@@ -146,7 +153,7 @@ class ExchangeReconciler:
 
     async def _sync(self, conn: ExchangeConnection, now_us: int) -> None:
         """Open orders (and stuck creates) every time; positions on their own period."""
-        if conn.loaded and now_us - conn.last_resync_us < self._orders_resync_us // 2:
+        if conn.loaded and not conn.fills_stale and now_us - conn.last_resync_us < self._orders_resync_us // 2:
             return
         live = conn.accounts.get("live")
         if live is not None or not conn.loaded:
@@ -158,6 +165,9 @@ class ExchangeReconciler:
             # reports of its terms): a change to the tracker like an adoption, which a replay must see too.
             replaced = [o for o in account.tracker.open_orders() if known.get(o.exchange_order_id, o) != o]
             self._record_resync(account, venue_open, adopted, dropped, replaced)
+            if conn.loaded:  # at load, adopting the orders left resting is the normal start, not drift
+                self._drift(conn.name, "order_adopted", len(adopted))
+                self._drift(conn.name, "order_gone", len(dropped))
             for order in adopted:
                 self.node.event(f"Exchange/{conn.name}", "OrderAdopted", f"{order.client_order_id} was resting")
             for order in dropped:
@@ -187,12 +197,34 @@ class ExchangeReconciler:
                 balance = await conn.venue.get_balance()
                 account.ledger.cash_micros = int(balance.available * 1_000_000)
                 await self._import_positions(conn, account)
+                await self._prime_fills(conn, account, now_us)
+            if conn.fills_stale:
+                await self._backfill_fills(conn, account)
             last = self._last_positions_us.get(conn.name, 0)
             if now_us - last >= self._positions_resync_us:
                 self._last_positions_us[conn.name] = now_us
+                if conn.last_fill_us is not None:
+                    await self._backfill_fills(conn, account)  # fills explain most differences: book them first
                 positions = await conn.venue.get_positions()
-                for diff in account.ledger.diff_positions(positions):
+                diffs = account.ledger.diff_positions(positions)
+                seen_before = self._mismatches.get(conn.name, set())
+                now_seen = {(d.market_id, d.ledger_units, d.exchange_units) for d in diffs}
+                self._mismatches[conn.name] = now_seen
+                for diff in diffs:
                     self.node.event(f"Exchange/{conn.name}", "PositionMismatch", str(diff), warning=True)
+                    if (diff.market_id, diff.ledger_units, diff.exchange_units) not in seen_before:
+                        continue  # maybe a fill in flight (REST ahead of the stream): correct only what persists
+                    # FR-1203: the exchange is the source of truth; the ledger follows it
+                    account.ledger.correct_position(diff.market_id, diff.exchange_units)
+                    self._mismatches[conn.name].discard((diff.market_id, diff.ledger_units, diff.exchange_units))
+                    self.node.event(
+                        f"Exchange/{conn.name}",
+                        "PositionCorrected",
+                        f"{diff.market_id}: ledger {diff.ledger_units / 100} → venue {diff.exchange_units / 100} YES",
+                    )
+                self._drift(conn.name, "position", len(diffs))
+                if self.node.metrics is not None:
+                    self.node.metrics.reconciliation_mismatched.labels(exchange=conn.name).set(len(diffs))
                 await self._settlements(conn)
             last_balance = self._last_balance_us.get(conn.name, 0)
             if conn.loaded and now_us - last_balance >= self._balance_resync_us:
@@ -207,6 +239,46 @@ class ExchangeReconciler:
                         f"venue {balance.available} USD, ledger cash {ours} USD",
                     )
         conn.last_resync_us = now_us
+
+    def _drift(self, exchange: str, kind: str, found: int) -> None:
+        """``mm_reconciliation_drift_total``: ``found`` differences of ``kind`` with the venue (0 too: the series
+        exists from the first check, so that ``increase()`` sees the first difference)."""
+        metrics = self.node.metrics
+        if metrics is not None:
+            metrics.reconciliation_drift.labels(exchange=exchange, kind=kind).inc(found)
+
+    async def _prime_fills(self, conn: ExchangeConnection, account: Account, now_us: int) -> None:
+        """Right after the positions import: the fills of the last minute (and those the stream brought during the
+        load) are in the imported positions, or just after them — remember them as booked, never book them on top
+        (that would count them twice), and let the venue's positions decide at once (the check below runs now)."""
+        recent = await conn.venue.get_fills(since_us=now_us - FILL_BACKFILL_MARGIN_US)
+        for fill in (*recent, *conn.fills_during_load):
+            account.ledger.mark_fill_seen(fill.fill_id)
+        conn.fills_during_load.clear()
+        conn.last_fill_us = max([now_us, *(f.timestamp_us for f in recent)])
+        conn.fills_stale = False
+        self._last_positions_us[conn.name] = 0
+
+    async def _backfill_fills(self, conn: ExchangeConnection, account: Account) -> None:
+        """Read back the live account's fills since shortly before the last one we booked (or an hour) and pass
+        each to the node as if the stream had delivered it: the ledger books a fill id once, the database stores
+        it once, so re-reading is harmless and a fill missed while the stream was down is not lost (NFR-201)."""
+        conn.fills_stale = False
+        now = self.node.clock.now_us()
+        last = conn.last_fill_us if conn.last_fill_us is not None else now - 3_600_000_000
+        fills = await conn.venue.get_fills(since_us=last - FILL_BACKFILL_MARGIN_US)
+        booked = 0
+        for venue_fill in sorted(fills, key=lambda f: (f.timestamp_us, f.fill_id)):
+            fill = venue_fill
+            if fill.client_order_id is None:
+                known = account.tracker.get(fill.order_id)
+                if known is not None:
+                    fill = replace(fill, client_order_id=known.client_order_id)
+            before = self.node.fills_seen
+            await self.node.on_account_event(conn.name, "live", FillEvent(fill))
+            booked += self.node.fills_seen - before
+        if booked:
+            self.node.event(f"Exchange/{conn.name}", "FillsRecovered", f"{booked} fills the stream had not delivered")
 
     def _record_resync(
         self,

@@ -27,7 +27,10 @@ from mm.adapters.errors import ExchangeError
 from mm.controller.errors import TerminalError, TransientError
 from mm.controller.manager import Result
 from mm.controller.node import Account, ExchangeConnection, ExternalUsage, NodeContext
+from mm.domain.market import NEVER_UPDATED_US
 from mm.domain.price import QTY_SCALE
+from mm.domain.sides import book_side
+from mm.observability.metrics import MarketSeries
 from mm.observability.risk_audit import RiskAudit
 from mm.reconcilers.client_ids import Level
 from mm.reconcilers.cycle_recording import record_cycle
@@ -47,6 +50,7 @@ from mm.specs.canonical import digest
 from mm.specs.market import MarketSpec
 from mm.specs.risk import RiskPolicySpec
 from mm.specs.strategy import StrategySpec
+from mm.state.ledger_values import MarketPnl
 from mm.strategy.engine import QuoteInputs, StrategyEngine
 from mm.strategy.registry import build_engine
 
@@ -68,6 +72,7 @@ class MarketRuntime:
     risk: RiskEngine
     generation: int
     attempts: dict[Level, int] = field(default_factory=dict)
+    attempt_floor_applied: bool = False
     last_update_us: int | None = None
     last_plan: OrderPlan | None = None
     subscribed: tuple[str, str] | None = None
@@ -100,6 +105,8 @@ class MarketReconciler:
         self._aggregate_cache: tuple[str, AggregateRisk] | None = None
         self._audit = RiskAudit(node.metrics) if node.metrics is not None else None
         self._fees_reported: dict[tuple[str, str], int] = {}
+        self._series: dict[str, MarketSeries] = {}
+        """Per-market metric children, by ticker (looked up once: see MarketSeries)."""
 
     # ------------------------------------------------------------------ entry
 
@@ -205,6 +212,7 @@ class MarketReconciler:
         runtime = MarketRuntime(name, config_digest, s_spec, r_spec, engine, risk, generation)
         if previous is not None:
             runtime.attempts = previous.attempts
+            runtime.attempt_floor_applied = previous.attempt_floor_applied
             runtime.last_update_us = previous.last_update_us
             runtime.subscribed = previous.subscribed
             runtime.reloads = previous.reloads
@@ -393,6 +401,11 @@ class MarketReconciler:
             why = why or f"spreads widened ×{node.holds.spread_multiplier():g} (degraded network)"
         if desired is None and phase == "Quoting":
             phase = "Idle"
+        if not runtime.attempt_floor_applied:
+            floor = node.attempt_floor_for(ticker)  # a restart never re-uses an earlier run's client order ids
+            if floor:
+                runtime.attempts = {level: max(runtime.attempts.get(level, 0), floor) for level in Level}
+            runtime.attempt_floor_applied = True
         context_plan = PlanContext(
             market_id=ticker,
             grid=info.grid,
@@ -431,7 +444,14 @@ class MarketReconciler:
         await act(self, name, plan, runtime, account)
 
     async def _deleted(self, name: str) -> None:
+        runtime = self.node.market_state.get(name)
         await carry_out_deletion(self, name)
+        if runtime is not None and runtime.subscribed is not None:
+            exchange, ticker = runtime.subscribed
+            series = self._series.get(ticker)
+            if series is not None and not self.node.markets_trading(exchange, ticker):
+                del self._series[ticker]
+                series.forget()
 
     # ------------------------------------------------------------------ status
 
@@ -481,12 +501,16 @@ class MarketReconciler:
         resources.observed("Market", name, generation)
         metrics = node.metrics
         if metrics is not None:
+            series = self._series.get(ticker)
+            if series is None:
+                series = self._series[ticker] = MarketSeries(metrics, ticker)
             net = account.ledger.net_units(ticker)
-            metrics.inventory.labels(market=ticker).set(net / QTY_SCALE)
-            metrics.position_yes.labels(market=ticker).set(max(net, 0) / QTY_SCALE)
-            metrics.position_no.labels(market=ticker).set(max(-net, 0) / QTY_SCALE)
-            metrics.pnl_realized.labels(market=ticker).set(pnl.realized_micros / 1_000_000)
-            metrics.pnl_unrealized.labels(market=ticker).set(pnl.unrealized_micros / 1_000_000)
+            series.inventory.set(net / QTY_SCALE)
+            series.position_yes.set(max(net, 0) / QTY_SCALE)
+            series.position_no.set(max(-net, 0) / QTY_SCALE)
+            series.pnl_realized.set(pnl.realized_micros / 1_000_000)
+            series.pnl_unrealized.set(pnl.unrealized_micros / 1_000_000)
+            _export_market(series, node, spec, runtime.risk_policy, account, pnl, now)
             for fee_type, total in (
                 ("trading", pnl.fees.trading_micros),
                 ("settlement", pnl.fees.settlement_micros),
@@ -497,6 +521,36 @@ class MarketReconciler:
                 if delta > 0:  # a counter: only ever add what was paid since the last report
                     metrics.pnl_fees.labels(market=ticker, fee_type=fee_type).inc(delta / 1_000_000)
                     self._fees_reported[key] = total
+
+
+def _export_market(
+    series: MarketSeries,
+    node: NodeContext,
+    spec: MarketSpec,
+    policy: RiskPolicySpec,
+    account: Account,
+    pnl: MarketPnl,
+    now_us: int,
+) -> None:
+    """The Market's quoting, timing and limit metrics (the ledger ones are set by the caller)."""
+    ticker = spec.ticker
+    resting = account.tracker.open_orders(ticker)
+    sides = len({book_side(o.request.side, o.request.order_side) for o in resting})
+    series.quotes(len(resting), sides, node.wall.monotonic_ns())
+    series.pnl_daily.set(pnl.daily_net_micros / 1_000_000)
+    rules = policy.rules  # a disabled rule has no limit: NaN (no alert compares true, no line is drawn)
+    series.inventory_limit.set(float(rules.max_inventory.limit) if rules.max_inventory.enabled else math.nan)
+    series.daily_loss_limit.set(float(rules.daily_loss_limit.limit) if rules.daily_loss_limit.enabled else math.nan)
+    series.hourly_loss_limit.set(float(rules.hourly_loss_limit.limit) if rules.hourly_loss_limit.enabled else math.nan)
+    conn = node.exchanges.get(spec.exchange_ref)
+    if conn is None:
+        return
+    info = conn.markets.get(ticker)
+    if info is not None and info.close_time_us:
+        series.time_to_settlement.set(max(info.close_time_us - now_us, 0) / US)
+    book = conn.venue.book(ticker)
+    if book is not None and book.last_update_us != NEVER_UPDATED_US:
+        series.market_data_age.set((now_us - book.last_update_us) / US)
 
 
 def _usage(account: Account, now_us: int, external: ExternalUsage | None = None) -> AggregateUsage:

@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from mm.adapters.base import ExchangeAdapter
-from mm.adapters.errors import ExchangeError, ExchangeUnavailableError, OrderNotFoundError, RateLimitedError
+from mm.adapters.errors import (
+    DuplicateClientOrderIdError,
+    ExchangeError,
+    ExchangeUnavailableError,
+    OrderNotFoundError,
+    RateLimitedError,
+)
 from mm.controller.errors import TransientError
 from mm.controller.node import Account, ExchangeConnection, NodeContext
 from mm.domain.orders import Order, OrderRequest
@@ -97,7 +103,10 @@ async def act(
             runtime.orders_sent += len(places)
             node.orders_sent += len(places)
             breach = node.note_order_results(
-                (not isinstance(r, Order) for r in placed), runtime.risk_policy.kill_switch, calls.done_us
+                # a duplicate client order id is our bookkeeping's problem, not the venue refusing orders
+                (not isinstance(r, Order | DuplicateClientOrderIdError) for r in placed),
+                runtime.risk_policy.kill_switch,
+                calls.done_us,
             )
             if breach is not None and node.kill is not None and runtime.risk_policy.kill_switch.enabled:
                 await node.kill(breach, "rule")

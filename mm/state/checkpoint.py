@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import socket
@@ -260,28 +261,33 @@ class LockInfo:
     started_us: int
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
+def _read_info(path: Path) -> LockInfo | None:
     try:
-        os.kill(pid, 0)  # signal 0: existence check only
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+        doc = orjson.loads(path.read_bytes())
+        return LockInfo(pid=int(doc["pid"]), host=str(doc["host"]), started_us=int(doc["started_us"]))
+    except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def live_lock_holder(path: str | Path) -> LockInfo | None:
-    """Who holds the lock at ``path`` if that process is alive on this host (None: free, stale or unreadable)."""
+    """Who holds the lock at ``path`` if a live process holds it (None: free, or left by a crashed run).
+
+    The kernel's ``flock`` decides, not the pid in the file: the lock dies with its process, however the process
+    died, and a pid or host name that repeats (a container restarted with the same pid) cannot fake a holder."""
+    path = Path(path)
     try:
-        doc = orjson.loads(Path(path).read_bytes())
-        held = LockInfo(pid=int(doc["pid"]), host=str(doc["host"]), started_us=int(doc["started_us"]))
-    except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
         return None
-    if held.host != socket.gethostname():
-        return held  # another host's process: assume alive, we cannot check
-    return held if _pid_alive(held.pid) else None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_info(path) or LockInfo(pid=0, host="", started_us=0)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 class LockFile:
@@ -291,6 +297,7 @@ class LockFile:
         self.path: Final = Path(path)
         self._clock = clock if clock is not None else WallClock()
         self.info: LockInfo | None = None
+        self._fd: int | None = None
         self.stale: LockInfo | None = None
         """The lock left by a crashed run, if ``acquire`` found and took over one (FR-1202: recovery mode)."""
 
@@ -299,42 +306,37 @@ class LockFile:
         return self.stale is not None
 
     def acquire(self) -> LockInfo:
-        """Create the lock; take over a stale one (dead pid) with a warning; refuse a live one."""
+        """Take the lock (an exclusive ``flock`` held for the process's life) and write who holds it; a file left
+        by a crashed run (content, but no holder) is taken over with a warning; a live holder is refused."""
         info = LockInfo(pid=os.getpid(), host=socket.gethostname(), started_us=self._clock.now_us())
-        data = orjson.dumps({"pid": info.pid, "host": info.host, "started_us": info.started_us})
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                self._check_existing(info.host)
-                continue
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _fsync_dir(self.path.parent)
-            self.info = info
-            return info
-        raise LockHeldError(f"could not take lock {self.path}: another process keeps creating it")
-
-    def _check_existing(self, host: str) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            doc = orjson.loads(self.path.read_bytes())
-            held = LockInfo(pid=int(doc["pid"]), host=str(doc["host"]), started_us=int(doc["started_us"]))
-        except FileNotFoundError:
-            return  # released meanwhile: try again
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            # A lock file torn by a crash while it was being written: its owner never finished starting.
-            held = LockInfo(pid=0, host=host, started_us=0)
-        if held.host != host:
-            raise LockHeldError(f"{self.path} is held by pid {held.pid} on another host ({held.host})")
-        if held.pid == os.getpid() or _pid_alive(held.pid):
-            raise LockHeldError(f"{self.path} is held by running pid {held.pid} (started {held.started_us} us)")
-        _log.warning("stale_lock_taken_over", path=str(self.path), pid=held.pid, started_us=held.started_us)
-        self.stale = held
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            held = _read_info(self.path)
+            who = f"running pid {held.pid} on {held.host} (started {held.started_us} us)" if held else "a running node"
+            raise LockHeldError(f"{self.path} is held by {who}") from None
+        try:
+            left = os.read(fd, 4096)
+            if left:
+                # a run that ended without releasing: crashed (kill -9, OOM, power) — FR-1202 recovery mode
+                try:
+                    doc = orjson.loads(left)
+                    self.stale = LockInfo(pid=int(doc["pid"]), host=str(doc["host"]), started_us=int(doc["started_us"]))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    self.stale = LockInfo(pid=0, host=info.host, started_us=0)  # torn while being written
+                _log.warning("stale_lock_taken_over", path=str(self.path), pid=self.stale.pid)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, orjson.dumps({"pid": info.pid, "host": info.host, "started_us": info.started_us}), 0)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        _fsync_dir(self.path.parent)
+        self._fd = fd
+        self.info = info
+        return info
 
     def release(self) -> None:
         """Remove the lock if we hold it (clean shutdown)."""
@@ -343,4 +345,7 @@ class LockFile:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         _fsync_dir(self.path.parent)
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
         self.info = None

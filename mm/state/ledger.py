@@ -392,6 +392,34 @@ class Ledger:
         m.peak = m.pnl
         self._peak = self._pnl
 
+    def mark_fill_seen(self, fill_id: str) -> None:
+        """Remember a fill as booked without booking it (it is already in an imported position)."""
+        self._fill_ids[fill_id] = None
+        if len(self._fill_ids) > self._max_fill_ids:
+            del self._fill_ids[next(iter(self._fill_ids))]
+
+    def correct_position(self, market_id: str, net_units: int) -> int:
+        """FR-1203: the venue says the position is ``net_units`` (1/100 contract) and the fills cannot say why (a
+        race at load, fills lost beyond recovery): take the venue's. The part still held keeps its average cost;
+        units added or flipped are valued at the mark (or $0.50 without one). Realized PnL and cash are left
+        alone: this is a correction, not a trade. Returns the net position it replaced."""
+        m = self._market(market_id)
+        old, basis = m.net, m.basis
+        if net_units == old:
+            return old
+        mark = m.mark_x2 // 2 if m.mark_x2 is not None else PRICE_SCALE // 2
+        if old and (old > 0) == (net_units > 0):
+            kept = min(abs(old), abs(net_units))
+            basis = basis * kept // abs(old)
+            added = abs(net_units) - kept
+        else:
+            basis, added = 0, abs(net_units)
+        unit_cost = mark if net_units > 0 else PRICE_SCALE - mark  # a YES unit, or the NO that holds a short
+        m.net = net_units
+        m.basis = basis + unit_cost * added if net_units else 0
+        self._book(m, 0, 0, 0, 0)
+        return old
+
     # ------------------------------------------------------------------ queries
 
     def market_ids(self) -> list[str]:

@@ -115,6 +115,8 @@ class WriteBehindQueue:
         self._full_alarm = False
         self._outage_since_us: int | None = None
         self._reconnect = False
+        if metrics is not None:  # read when scraped: always the live depth, nothing on the trading path
+            metrics.db_queue_depth.set_function(lambda: float(len(self._pending)))
 
     # --- the trading path
 
@@ -153,7 +155,6 @@ class WriteBehindQueue:
             self._metrics.db_queue_overflow.inc()
         if not self._full_alarm:
             self._full_alarm = True
-            self._set_depth_gauge()
             self._raise_alert(
                 "critical",
                 "db_queue_full",
@@ -170,10 +171,6 @@ class WriteBehindQueue:
         self._enqueued += 1
         if self._alert is not None:
             self._alert(alert)
-
-    def _set_depth_gauge(self) -> None:
-        if self._metrics is not None:
-            self._metrics.db_queue_depth.set(len(self._pending))
 
     # --- lifecycle
 
@@ -249,7 +246,6 @@ class WriteBehindQueue:
                 self._dead_ids.discard(id(self._pending.popleft()))
             self._resolved += len(batch)
             self._recovered()
-            self._set_depth_gauge()
             if self._full_alarm and len(self._pending) <= self.capacity // 2:
                 self._full_alarm = False
             self._progress.set()
@@ -306,7 +302,6 @@ class WriteBehindQueue:
             )
         else:
             _log.debug("db_write_retry", error=message, depth=len(self._pending))
-        self._set_depth_gauge()
 
     def _recovered(self) -> None:
         if self._outage_since_us is None:

@@ -186,6 +186,7 @@ def make_runtime(sim: Simulator, state_dir: Path, **options: object) -> NodeRunt
         resync_s=5.0,
         exchange_resync_s=1.0,
         recording_dir=state_dir / "sessions",
+        time_sync=False,  # no NTP queries to the internet from tests (tests/controller/test_time_sync.py)
         **options,
     )  # type: ignore[arg-type]
     return NodeRuntime(sim.clock, opts, build, metrics=metrics)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from mm.observability.metrics import (
     LATENCY_BUCKETS_SECONDS,
     METRIC_SPECS,
+    MarketSeries,
     Metrics,
+    NetworkCollector,
+    bytes_under,
     inc_money,
     render,
     set_contracts,
@@ -45,6 +49,33 @@ EXTRA = {
     "mm_spec_admission_errors_total": ("counter", ("kind",)),
     "mm_exchange_rtt_seconds": ("gauge", ("exchange",)),
     "mm_exchange_clock_offset_seconds": ("gauge", ("exchange",)),
+    "mm_quote_uptime_seconds_total": ("counter", ("market",)),
+    "mm_two_sided_seconds_total": ("counter", ("market",)),
+    "mm_market_reconciled_seconds_total": ("counter", ("market",)),
+    "mm_quote_sides": ("gauge", ("market",)),
+    "mm_open_orders": ("gauge", ("market",)),
+    "mm_time_to_settlement_seconds": ("gauge", ("market",)),
+    "mm_market_data_age_seconds": ("gauge", ("market",)),
+    "mm_pnl_daily": ("gauge", ("market",)),
+    "mm_inventory_limit": ("gauge", ("market",)),
+    "mm_loss_limit": ("gauge", ("market", "window")),
+    "mm_filled_contracts_total": ("counter", ("market", "side")),
+    "mm_spread_captured": ("gauge", ("market",)),
+    "mm_websocket_messages_total": ("counter", ("exchange",)),
+    "mm_websocket_reconnects_total": ("counter", ("exchange",)),
+    "mm_websocket_reconnect_failures": ("gauge", ("exchange",)),
+    "mm_book_resyncs_total": ("counter", ("exchange", "reason")),
+    "mm_reconciliation_drift_total": ("counter", ("exchange", "kind")),
+    "mm_reconciliation_mismatched_positions": ("gauge", ("exchange",)),
+    "mm_rate_limit_tokens_total": ("counter", ("exchange", "bucket")),
+    "mm_rate_limit_refill_rate": ("gauge", ("exchange", "bucket")),
+    "mm_rate_limit_usage_ratio": ("gauge", ("exchange", "bucket")),
+    "mm_rate_limit_waits_total": ("counter", ("exchange", "bucket")),
+    "mm_kill_switch_active": ("gauge", ()),
+    "mm_ready": ("gauge", ()),
+    "mm_disk_usage_bytes": ("gauge", ("what",)),
+    "mm_disk_free_bytes": ("gauge", ()),
+    "mm_network_bytes_total": ("counter", ("interface", "direction")),
 }
 
 
@@ -70,12 +101,41 @@ ATTRIBUTES = {
     "mm_spec_admission_errors_total": "spec_admission_errors",
     "mm_exchange_rtt_seconds": "exchange_rtt",
     "mm_exchange_clock_offset_seconds": "exchange_clock_offset",
+    "mm_quote_uptime_seconds_total": "quote_uptime",
+    "mm_two_sided_seconds_total": "two_sided",
+    "mm_market_reconciled_seconds_total": "market_reconciled",
+    "mm_quote_sides": "quote_sides",
+    "mm_open_orders": "open_orders",
+    "mm_time_to_settlement_seconds": "time_to_settlement",
+    "mm_market_data_age_seconds": "market_data_age",
+    "mm_pnl_daily": "pnl_daily",
+    "mm_inventory_limit": "inventory_limit",
+    "mm_loss_limit": "loss_limit",
+    "mm_filled_contracts_total": "filled_contracts",
+    "mm_spread_captured": "spread_captured",
+    "mm_websocket_messages_total": "websocket_messages",
+    "mm_websocket_reconnects_total": "websocket_reconnects",
+    "mm_websocket_reconnect_failures": "websocket_reconnect_failures",
+    "mm_book_resyncs_total": "book_resyncs",
+    "mm_reconciliation_drift_total": "reconciliation_drift",
+    "mm_reconciliation_mismatched_positions": "reconciliation_mismatched",
+    "mm_rate_limit_tokens_total": "rate_limit_tokens",
+    "mm_rate_limit_refill_rate": "rate_limit_refill",
+    "mm_rate_limit_usage_ratio": "rate_limit_usage",
+    "mm_rate_limit_waits_total": "rate_limit_waits",
+    "mm_kill_switch_active": "kill_switch",
+    "mm_ready": "ready",
+    "mm_disk_usage_bytes": "disk_usage",
+    "mm_disk_free_bytes": "disk_free",
 }
+"""Metrics set through an attribute of :class:`Metrics` (mm_network_bytes_total comes from a collector)."""
 
 
 def touch_every_metric(metrics: Metrics) -> None:
     """Create one label set per metric so each has samples in the exposition."""
     for name, (kind, labels) in (NFR_402 | EXTRA).items():
+        if name not in ATTRIBUTES:
+            continue
         family = getattr(metrics, ATTRIBUTES[name])
         child = family.labels(*(f"{label}-value" for label in labels)) if labels else family
         if kind == "counter":
@@ -183,3 +243,99 @@ def test_histogram_buckets_cover_microseconds_to_ten_seconds() -> None:
     assert buckets["1e-06"] == 0
     assert buckets["2.5e-06"] == 1
     assert buckets["+Inf"] == 1
+
+
+def test_market_series_credits_the_time_since_the_last_call_to_what_rested_then() -> None:
+    metrics = Metrics()
+    series = MarketSeries(metrics, "KX")
+    s = 1_000_000_000
+
+    def value(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"market": "KX"})
+
+    series.quotes(0, 0, 10 * s)  # first call: nothing to credit yet
+    series.quotes(2, 2, 12 * s)  # 2 s with nothing resting
+    series.quotes(1, 1, 15 * s)  # 3 s two-sided
+    series.quotes(0, 0, 19 * s)  # 4 s one-sided
+    series.quotes(0, 0, 25 * s)  # 6 s with nothing
+    assert value("mm_market_reconciled_seconds_total") == 15.0
+    assert value("mm_quote_uptime_seconds_total") == 7.0
+    assert value("mm_two_sided_seconds_total") == 3.0
+    assert value("mm_quote_sides") == 0.0 and value("mm_open_orders") == 0.0
+    series.quotes(2, 2, 24 * s)  # a clock that went back credits nothing
+    assert value("mm_market_reconciled_seconds_total") == 15.0
+    assert value("mm_quote_sides") == 2.0 and value("mm_open_orders") == 2.0
+
+
+def test_a_forgotten_market_series_leaves_only_position_and_pnl() -> None:
+    metrics = Metrics()
+    series = MarketSeries(metrics, "KX")
+    series.quotes(2, 2, 1)
+    series.quotes(2, 2, 2_000_000_001)
+    series.time_to_settlement.set(60)
+    series.daily_loss_limit.set(100)
+    series.inventory.set(3)
+    series.forget()
+    left = {s.name for f in families(metrics).values() for s in f.samples if s.labels.get("market") == "KX"}
+    pnl = {"mm_pnl_realized", "mm_pnl_unrealized", "mm_pnl_daily"}
+    assert left == {"mm_inventory", "mm_position_yes", "mm_position_no"} | pnl
+    MarketSeries(metrics, "KX").forget()  # forgetting what was never set is fine
+
+
+def test_network_collector_reads_proc_net_dev(tmp_path: Path) -> None:
+    dev = tmp_path / "dev"
+    dev.write_text(
+        "Inter-|   Receive                                                |  Transmit\n"
+        " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls "
+        "carrier compressed\n"
+        "    lo:  1000      10    0    0    0     0          0         0  1000      10    0    0    0     0       0 0\n"
+        "  eth0: 52345     100    0    0    0     0          0         0  7890      50    0    0    0     0       0 0\n"
+    )
+    registry = CollectorRegistry()
+    NetworkCollector(registry=registry, path=dev)
+    got = {
+        (s.labels["interface"], s.labels["direction"]): s.value
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in f.samples
+        if s.name == "mm_network_bytes_total"
+    }
+    assert got == {
+        ("lo", "receive"): 1000,
+        ("lo", "transmit"): 1000,
+        ("eth0", "receive"): 52345,
+        ("eth0", "transmit"): 7890,
+    }
+    missing = CollectorRegistry()
+    NetworkCollector(registry=missing, path=tmp_path / "absent")
+    assert "mm_network_bytes_total{" not in generate_latest(missing).decode()  # no /proc: no samples, no error
+
+
+def test_disk_usage_is_measured_when_scraped(tmp_path: Path) -> None:
+    metrics = Metrics()
+    database = tmp_path / "mmctl.db"
+    sessions = tmp_path / "sessions"
+    metrics.watch_disk("database", database, tmp_path / "mmctl.db-wal")
+    metrics.watch_disk("sessions", sessions)
+    metrics.watch_free_space(tmp_path)
+
+    def usage(what: str) -> float | None:
+        return metrics.registry.get_sample_value("mm_disk_usage_bytes", {"what": what})
+
+    assert usage("database") == 0 and usage("sessions") == 0  # nothing there yet
+    database.write_bytes(b"x" * 1000)
+    (sessions / "2026" / "08").mkdir(parents=True)
+    (sessions / "a.jsonl.gz").write_bytes(b"y" * 300)
+    (sessions / "2026" / "08" / "b.jsonl.gz").write_bytes(b"z" * 200)
+    assert usage("database") == 1000
+    assert usage("sessions") == 500
+    assert bytes_under([database, sessions, tmp_path / "nope"]) == 1500
+    free = metrics.registry.get_sample_value("mm_disk_free_bytes")
+    assert free is not None and free > 0
+
+
+def test_the_registry_carries_the_process_metrics() -> None:
+    metrics = Metrics()
+    got = families(metrics)
+    assert got["process_cpu_seconds"].type == "counter"
+    resident = got["process_resident_memory_bytes"].samples[0].value
+    assert resident > 1_000_000  # a Python process is megabytes, whatever the platform's page size

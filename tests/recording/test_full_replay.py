@@ -20,9 +20,10 @@ from mm.cli.main import main
 from mm.controller.replay_node import NodeReplayer
 from mm.reconcilers.replay_path import EngineQuotePath
 from mm.recording.format import SessionFormatError, SessionRecord, read_session
+from mm.recording.recorder import SessionRecorder
 from mm.recording.replay import ReplayError, SessionReplayer
 from mm.sim.types import BookSide as SimBookSide
-from tests.controller.harness import EXCHANGE_YAML, RISK_YAML, admitted, market_yaml, wait_until
+from tests.controller.harness import EXCHANGE_YAML, RISK_YAML, Harness, admitted, market_yaml, wait_until
 from tests.recording.test_node_recording import recorded
 from tests.recording.test_replay import (
     assert_the_wider_spread_diverged_at_the_first_quote,
@@ -35,6 +36,19 @@ from tests.recording.test_replay import (
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER_ACTIONS = ("order_sent", "order_cancel", "order_amend")
+
+
+def _snapshot_with_the_fill(records: list[SessionRecord]) -> bool:
+    return any(
+        r.type == "state_snapshot" and r.data["accounts"] and r.data["accounts"][0]["position_units"] for r in records
+    )
+
+
+async def _snapshot_then_move_the_mid(h: Harness, recorder: SessionRecorder, ticker: str) -> None:
+    """Wait for a snapshot holding the fill, then move the book's mid: the node must act after that snapshot
+    (its own re-quote on the fill may have come before it)."""
+    await recorded(recorder, _snapshot_with_the_fill, "a snapshot holding the fill")
+    h.seed_book(ticker, bid=4900, ask=5500, size=100)
 
 
 def _moved_after_the_fill(records: list[SessionRecord]) -> bool:
@@ -54,7 +68,12 @@ def _moved_after_the_fill(records: list[SessionRecord]) -> bool:
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("full-replay")
     return asyncio.run(
-        record_a_fill(directory, _moved_after_the_fill, "the node acting on the fill, between two snapshots")
+        record_a_fill(
+            directory,
+            _moved_after_the_fill,
+            "the node acting on the fill, between two snapshots",
+            after_fill=_snapshot_then_move_the_mid,
+        )
     )
 
 
@@ -179,7 +198,7 @@ def test_an_edited_order_sent_is_a_divergence_on_order_sent(session: Path, tmp_p
 def test_an_order_the_recording_does_not_have_is_reported(session: Path, tmp_path: Path) -> None:
     """A recording without one of the node's creates (and its answer): the replay sends an order it lacks."""
     records = read_session(session)
-    sent = [r for r in records if r.type == "order_sent"][-1]
+    sent = [r for r in records if r.type == "order_sent"][1]  # the first quote's second order
     cid = sent.data["client_order_id"]
 
     def drop(record: SessionRecord) -> dict[str, Any] | None:
@@ -295,6 +314,7 @@ async def _record_paper(directory: Path) -> Path:
         await wait_until(lambda: len(paper.tracker.open_orders(ticker)) == 2, what="two paper quotes")
         h.take(ticker, SimBookSide.ASK, 4500, 200)  # prints through our 0.48 paper bid: a paper fill
         await wait_until(lambda: paper.ledger.net_units(ticker) == 200, what="the paper fill")
+        await _snapshot_then_move_the_mid(h, recorder, ticker)
         await recorded(recorder, _moved_after_the_fill, "the paper node acting on its fill, between two snapshots")
         path = recorder.paths[0]
     return path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -63,13 +63,22 @@ async def recording_node(
         yield h, recorder, ticker
 
 
-async def record_a_fill(directory: Path, until: Callable[[list[SessionRecord]], bool], what: str) -> Path:
-    """A session of Market m1 quoting, then filled (inventory, a new mid), recorded until ``until`` holds."""
+async def record_a_fill(
+    directory: Path,
+    until: Callable[[list[SessionRecord]], bool],
+    what: str,
+    *,
+    after_fill: Callable[[Harness, SessionRecorder, str], Awaitable[None]] | None = None,
+) -> Path:
+    """A session of Market m1 quoting, then filled (inventory, a new mid), recorded until ``until`` holds;
+    ``after_fill`` runs once the fill is in the ledger (to provoke what ``until`` waits for)."""
     async with recording_node(directory) as (h, recorder, ticker):
         await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
         h.take(ticker, SimBookSide.ASK, 4800, 500)  # a crowd seller hits our 0.48 bid: inventory, a new mid
         account = h.runtime.node.account("sim", "live")
         await wait_until(lambda: account.ledger.net_units(ticker) == 500, what="the fill in the ledger")
+        if after_fill is not None:
+            await after_fill(h, recorder, ticker)
         await recorded(recorder, until, what)
         path = recorder.paths[0]
     return path

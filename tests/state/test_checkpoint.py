@@ -23,6 +23,7 @@ from mm.state.checkpoint import (
     MarketCheckpoint,
     decode_checkpoint,
     encode_checkpoint,
+    live_lock_holder,
     load_checkpoint,
 )
 from tests.state.test_store import T0
@@ -179,16 +180,38 @@ def test_lock_file_holds_pid_and_start_time_and_is_removed_on_clean_shutdown(tmp
 
 def test_a_lock_held_by_another_live_process_refuses_to_start(tmp_path: Path) -> None:
     path = tmp_path / "mmctl.lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    script = (
+        "import sys, time; from mm.state.checkpoint import LockFile; "
+        "LockFile(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
     try:
-        host = socket.gethostname()
-        path.write_bytes(orjson.dumps({"pid": holder.pid, "host": host, "started_us": T0}))
-        with pytest.raises(LockHeldError):
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeldError, match=f"running pid {holder.pid}"):
             LockFile(path).acquire()
+        assert live_lock_holder(path) is not None and live_lock_holder(path).pid == holder.pid  # type: ignore[union-attr]
         assert path.exists()
     finally:
         holder.kill()
         holder.wait()
+    # killed: the kernel dropped its lock with it — the next start takes over and knows the run crashed
+    assert live_lock_holder(path) is None
+    lock = LockFile(path)
+    lock.acquire()
+    assert lock.previous_run_crashed and lock.stale is not None and lock.stale.pid == holder.pid
+    lock.release()
+
+
+def test_a_left_lock_naming_a_live_pid_is_still_a_crash(tmp_path: Path) -> None:
+    """A container restarts its node with the same pid (and host name): the pid in the file proves nothing,
+    the lock that died with the crashed process decides."""
+    path = tmp_path / "mmctl.lock"
+    path.write_bytes(orjson.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_us": T0}))
+    assert live_lock_holder(path) is None
+    lock = LockFile(path)
+    lock.acquire()
+    assert lock.previous_run_crashed and lock.stale is not None and lock.stale.started_us == T0
+    lock.release()
 
 
 def test_a_stale_lock_from_a_crashed_run_is_taken_over(tmp_path: Path) -> None:

@@ -467,3 +467,42 @@ def test_positions_are_compared_with_the_exchange() -> None:
         ("C", 0, 4_00, 4_00),
     ]
     assert lg.diff_positions([Position("A", yes=Quantity.contracts(3)), Position("B", no=Quantity.contracts(2))]) == ()
+
+
+# ---------------------------------------------------------------------------------------------- corrections (FR-1203)
+
+
+def test_a_fill_marked_seen_is_never_booked() -> None:
+    book = ledger()
+    f = fill(YES, BUY, "0.40", "5")
+    book.mark_fill_seen(f.fill_id)
+    assert book.apply_fill(f) is False and book.net_units(M) == 0
+
+
+def test_correcting_down_keeps_the_average_cost_of_what_is_still_held() -> None:
+    book = ledger()
+    book.apply_fill(fill(YES, BUY, "0.40", "10"))
+    assert book.correct_position(M, 400) == 1000
+    held = book.market(M)
+    assert held.net_units == 400 and held.cost_basis_micros == 4 * 40 * CENT  # 4 contracts at $0.40
+
+
+def test_correcting_up_values_the_added_units_at_the_mark() -> None:
+    book = ledger()
+    book.apply_fill(fill(YES, BUY, "0.40", "2"))
+    book.mark(M, Decimal("0.60"), T0)
+    book.correct_position(M, 500)
+    # 2 at $0.40 plus 3 at the $0.60 mark
+    assert book.market(M).cost_basis_micros == 2 * 40 * CENT + 3 * 60 * CENT
+
+
+def test_correcting_through_zero_prices_the_short_as_no_at_the_mark() -> None:
+    book = ledger()
+    book.apply_fill(fill(YES, BUY, "0.40", "2"))
+    book.mark(M, Decimal("0.70"), T0)
+    realized_before = book.market(M).realized_micros
+    book.correct_position(M, -300)
+    pnl = book.market(M)
+    assert pnl.net_units == -300 and pnl.cost_basis_micros == 3 * 30 * CENT  # NO at 1 − 0.70
+    assert pnl.realized_micros == realized_before, "a correction is not a trade"
+    assert book.correct_position(M, 0) == -300 and book.market(M).cost_basis_micros == 0

@@ -35,6 +35,9 @@ Choices:
   resync: a book message by :class:`BookFeed` (snapshot), an undecodable frame by resyncing every book, a
   ``fill``/``user_order`` by a ``ResyncRequired(scope="orders")`` event telling the core to re-read orders and
   fills over REST. Nothing raises out of the stream task.
+* Metrics (``metrics=``, docs/metrics.md): messages received, reconnects, reconnect attempts failing in a row, book
+  resyncs by reason (the :class:`BookFeed`'s snapshot requests, and the resubscription after a reconnect), the rate
+  limiter's tokens, waits, refill rates and bucket levels.
 * :meth:`disconnect` closes the stream and the HTTP connections; :meth:`connect` afterwards opens them again
   with every subscription restored.
 * Link health (NFR-203/204, :mod:`mm.adapters.link_health`): :meth:`link_health` reports the REST round trips and
@@ -53,6 +56,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
+
+from prometheus_client import Counter
 
 from mm.adapters.base import Capabilities, ExchangeAdapter, MarketInfo, MessageHandler
 from mm.adapters.errors import ExchangeError, ExchangeUnavailableError, OrderRejectedError
@@ -77,7 +82,7 @@ from mm.adapters.kalshi.stream_mapping import (
 )
 from mm.adapters.kalshi.ws import KalshiWebSocket
 from mm.adapters.link_health import LinkHealth, LinkStats
-from mm.adapters.ratelimit import ClientRateLimiter
+from mm.adapters.ratelimit import ClientRateLimiter, TokenBucket
 from mm.clock import Clock
 from mm.domain.book import OrderBook
 from mm.domain.events import (
@@ -137,6 +142,11 @@ _STATUS: Final = {
     "settled": "settled",
     "finalized": "settled",
 }
+
+
+def _usage_of(bucket: TokenBucket) -> Callable[[], float]:
+    """The share of ``bucket``'s capacity in use, read when scraped (``mm_rate_limit_usage_ratio``)."""
+    return lambda: 1.0 - bucket.available / bucket.capacity
 
 
 def normalise_status(status: object) -> str:
@@ -247,8 +257,49 @@ class KalshiAdapter(ExchangeAdapter):
             ws.on_connected(self._stream_up)
             ws.on_disconnected(self._stream_down)
             ws.on_malformed(self._undecodable_frame)
+        self._ws_messages: Counter | None = None
+        self._ws_reconnects: Counter | None = None
+        self._reconnects_counted = 0
+        if metrics is not None:
+            self._export_metrics(metrics)
 
     # ------------------------------------------------------------------ helpers
+
+    def _export_metrics(self, metrics: Metrics) -> None:
+        """The stream, resync and rate-limit metrics: children looked up once; the reconnect failures and bucket
+        levels read when scraped (a rebuilt adapter takes the same children over)."""
+        label = self._label
+        self._ws_messages = metrics.websocket_messages.labels(exchange=label)
+        self._ws_reconnects = metrics.websocket_reconnects.labels(exchange=label)
+        ws, feed, limiter = self.ws, self.feed, self.rest.limiter
+        if ws is not None:
+            metrics.websocket_reconnect_failures.labels(exchange=label).set_function(lambda: float(ws.failed_attempts))
+        if feed is not None:
+            resyncs: dict[str, Counter] = {}
+
+            def resynced(reason: str) -> None:
+                child = resyncs.get(reason)
+                if child is None:
+                    child = resyncs[reason] = metrics.book_resyncs.labels(exchange=label, reason=reason)
+                child.inc()
+
+            feed.on_resync = resynced
+        if limiter is not None:
+            tokens: dict[str, Counter] = {}
+            waits: dict[str, Counter] = {}
+            for kind, bucket in limiter.buckets.items():
+                name = kind.value
+                tokens[name] = metrics.rate_limit_tokens.labels(exchange=label, bucket=name)
+                waits[name] = metrics.rate_limit_waits.labels(exchange=label, bucket=name)
+                metrics.rate_limit_refill.labels(exchange=label, bucket=name).set(bucket.rate_per_s)
+                metrics.rate_limit_usage.labels(exchange=label, bucket=name).set_function(_usage_of(bucket))
+
+            def charged(kind: str, spent: float, waited_s: float) -> None:
+                tokens[kind].inc(spent)
+                if waited_s > 0:
+                    waits[kind].inc()
+
+            limiter.on_charge = charged
 
     def _grid_of(self, market_id: str) -> TickGrid:
         if self._grid_for is not None:
@@ -288,6 +339,11 @@ class KalshiAdapter(ExchangeAdapter):
             self.feed.connection_reset()
         self._set_connected_gauge(True)
         reconnects = self.ws.reconnects if self.ws is not None else 0
+        if reconnects > self._reconnects_counted and self._ws_reconnects is not None:
+            self._ws_reconnects.inc(reconnects - self._reconnects_counted)
+            if self.feed is not None and self.feed.tickers and self.feed.on_resync is not None:
+                self.feed.on_resync("reconnect")  # the books come back as snapshots of the resubscription
+        self._reconnects_counted = reconnects
         self._publish_soon(ConnectionState(True, "connected", self._clock.now_us(), reconnects))
         self._publish_transitions()
 
@@ -317,6 +373,8 @@ class KalshiAdapter(ExchangeAdapter):
             self._publish_soon(BookState(ticker, stale, reason, now))
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
+        if self._ws_messages is not None:
+            self._ws_messages.inc()
         kind = message.get("type")
         for handler in list(self._raw_handlers):
             await handler(message)

@@ -24,6 +24,9 @@ Choices:
   returns the ticker whose book it changed, so the adapter can publish ``BookState`` / ``BookUpdated`` events.
 * :meth:`resync_all` (a frame the client could not even decode: we do not know which market it was for) marks
   every book stale and asks for snapshots of every market of every sid.
+* Every snapshot request is counted in ``resyncs`` and reported to ``on_resync(reason)`` when set (the adapter's
+  ``mm_book_resyncs_total``), with a reason of a fixed set: ``seq_gap``, ``malformed``, ``integrity``,
+  ``crossed``, ``tick_grid``, ``undecodable``.
 * NO levels are NO bids at NO-leg prices (``use_yes_price`` false, the default); with ``use_yes_price`` true
   they are YES-ask prices and are converted (NO bid = 1 - price).
 """
@@ -102,6 +105,8 @@ class BookFeed:
         self.gaps = 0
         self.resyncs = 0
         """Snapshot requests made (one per ``request_snapshot`` call)."""
+        self.on_resync: Callable[[str], None] | None = None
+        """Called with the reason of every snapshot request (see the module docstring)."""
         self.malformed = 0
         self.duplicates = 0
         self.integrity_errors = 0
@@ -145,7 +150,7 @@ class BookFeed:
             self._mark_stale(ticker, reason)
         for sid, tickers in list(self._sid_tickers.items()):
             if tickers:
-                self._resync(sid, list(tickers))
+                self._resync(sid, list(tickers), "undecodable")
 
     def forget(self, ticker: str) -> None:
         """Stop keeping ``ticker``'s book (unsubscribed): its later messages, if any, start it afresh."""
@@ -162,7 +167,7 @@ class BookFeed:
         self._stale.add(ticker)
         for sid, tickers in list(self._sid_tickers.items()):
             if ticker in tickers:
-                self._resync(sid, [ticker])
+                self._resync(sid, [ticker], "tick_grid")
 
     def drain_transitions(self) -> list[tuple[str, bool, str]]:
         """``(ticker, stale, reason)`` for every staleness change since the last call, in order."""
@@ -208,13 +213,15 @@ class BookFeed:
             for ticker in tickers:
                 self._mark_stale(ticker, f"seq gap {last} -> {seq}")
             if tickers:
-                self._resync(sid, tickers)
+                self._resync(sid, tickers, "seq_gap")
         return True
 
-    def _resync(self, sid: int | None, tickers: list[str]) -> None:
+    def _resync(self, sid: int | None, tickers: list[str], reason: str) -> None:
         if sid is None:
             return
         self.resyncs += 1
+        if self.on_resync is not None:
+            self.on_resync(reason)
         self._request(sid, tickers)
 
     def _bad(self, sid: int | None, ticker: str | None, why: str) -> None:
@@ -222,7 +229,7 @@ class BookFeed:
         self._log(f"malformed orderbook message (sid {sid}, {ticker}): {why}")
         if ticker is not None:
             self._mark_stale(ticker, f"malformed message: {why}")
-            self._resync(sid, [ticker])
+            self._resync(sid, [ticker], "malformed")
 
     def _levels(self, raw: object, side: Side) -> list[tuple[int, int]]:
         if raw is None:
@@ -269,7 +276,7 @@ class BookFeed:
                 self._stale.add(ticker)
             else:
                 self._mark_stale(ticker, "crossed snapshot")
-            self._resync(sid, [ticker])
+            self._resync(sid, [ticker], "crossed")
             return ticker
         if fresh:
             self._transitions.append((ticker, False, "snapshot"))
@@ -306,13 +313,13 @@ class BookFeed:
             self.integrity_errors += 1
             self._log(f"{ticker}: {exc}")
             self._mark_stale(ticker, f"impossible delta: {exc}")
-            self._resync(sid, [ticker])
+            self._resync(sid, [ticker], "integrity")
             return None
         self.deltas += 1
         if book.crossed:
             self._log(f"{ticker}: book crossed after a delta")
             self._mark_stale(ticker, "crossed after a delta")
-            self._resync(sid, [ticker])
+            self._resync(sid, [ticker], "crossed")
         return ticker
 
 

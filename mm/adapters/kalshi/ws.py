@@ -120,6 +120,8 @@ class KalshiWebSocket(WebSocketClient):
         """channel -> sid on the current connection, from ``subscribed`` replies."""
         self.connected = False
         self.reconnects = 0
+        self.failed_attempts = 0
+        """Reconnect attempts that failed in a row since the stream was last connected."""
         self.malformed_count = 0
         self.backoff_delays: list[float] = []
         """Every reconnect delay waited so far, in seconds (observability and tests)."""
@@ -378,10 +380,14 @@ class KalshiWebSocket(WebSocketClient):
             if self._closing:
                 return None
             try:
-                return await self._open()
+                opened = await self._open()
             except (AuthenticationFailedError, ExchangeUnavailableError) as exc:
                 self.last_error = exc
+                self.failed_attempts = attempt + 1
                 self._log(f"reconnect attempt {attempt + 1} failed: {exc}")
+            else:
+                self.failed_attempts = 0
+                return opened
             attempt += 1
         return None
 
