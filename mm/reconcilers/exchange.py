@@ -30,10 +30,12 @@ from mm.controller.manager import Result
 from mm.controller.node import Account, ExchangeConnection, NodeContext, venue_connected
 from mm.domain.events import ExchangeEvent, FillEvent
 from mm.domain.orders import Fill, Order
+from mm.domain.sides import OrderSide, Side
 from mm.recording.order_records import order_payload
 from mm.specs.exchange import ExchangeSpec
 from mm.specs.node import Startup
 from mm.state.checkpoint import load_checkpoint
+from mm.state.ledger import PositionDiff
 from mm.state.position_import import (
     Mid,
     PositionImport,
@@ -45,12 +47,30 @@ from mm.state.position_import import (
     manual_config,
     seed_ledger,
 )
-from mm.state.records import SettlementRecord
+from mm.state.records import FillRecord, SettlementRecord
 
 FILL_BACKFILL_MARGIN_US = 60_000_000
 """Fills are read back from a minute before the last one booked: venue timestamps of fills delivered out of order."""
 
 __all__ = ["ExchangeReconciler"]
+
+
+def net_effect(fill: Fill) -> int:
+    """What the fill does to net YES, 1/100 contract: buying YES or selling NO adds, the others subtract."""
+    adds = (fill.side is Side.YES) is (fill.order_side is OrderSide.BUY)
+    return fill.quantity.units if adds else -fill.quantity.units
+
+
+def newest_fills_explaining(missing_units: int, market_id: str, fills: Sequence[Fill]) -> list[Fill]:
+    """The newest fills of ``market_id`` (``fills`` oldest first) whose net effect is exactly ``missing_units``,
+    oldest first; [] when no such newest run exists (the difference has another cause)."""
+    newest_first = [f for f in reversed(fills) if f.market_id == market_id]
+    effect = 0
+    for count, fill in enumerate(newest_first, start=1):
+        effect += net_effect(fill)
+        if effect == missing_units and missing_units:
+            return list(reversed(newest_first[:count]))
+    return []
 
 BuildAdapter = Callable[[str, ExchangeSpec], ExchangeAdapter]
 
@@ -77,6 +97,8 @@ class ExchangeReconciler:
         self._stuck_us = int(stuck_after_s * US)
         self._last_positions_us: dict[str, int] = {}
         self._mismatches: dict[str, set[tuple[str, int, int]]] = {}
+        self._primed: dict[str, list[Fill]] = {}
+        """Per exchange, the fills marked as booked at the load, until the first positions check (newest last)."""
         """Position differences seen at the last check: one seen twice in a row is corrected (FR-1203)."""
         self._last_balance_us: dict[str, int] = {}
         self._balance_resync_us = int(balance_resync_s * US)
@@ -207,6 +229,10 @@ class ExchangeReconciler:
                     await self._backfill_fills(conn, account)  # fills explain most differences: book them first
                 positions = await conn.venue.get_positions()
                 diffs = account.ledger.diff_positions(positions)
+                primed = self._primed.pop(conn.name, None)
+                if diffs and primed:
+                    self._book_fills_after_the_import(conn, account, diffs, primed)
+                    diffs = account.ledger.diff_positions(positions)
                 seen_before = self._mismatches.get(conn.name, set())
                 now_seen = {(d.market_id, d.ledger_units, d.exchange_units) for d in diffs}
                 self._mismatches[conn.name] = now_seen
@@ -252,12 +278,34 @@ class ExchangeReconciler:
         load) are in the imported positions, or just after them — remember them as booked, never book them on top
         (that would count them twice), and let the venue's positions decide at once (the check below runs now)."""
         recent = await conn.venue.get_fills(since_us=now_us - FILL_BACKFILL_MARGIN_US)
-        for fill in (*recent, *conn.fills_during_load):
+        primed = {f.fill_id: f for f in (*recent, *conn.fills_during_load)}
+        for fill in primed.values():
             account.ledger.mark_fill_seen(fill.fill_id)
+            # stored whatever the ledger does with it (keyed by fill id: once): the stream may bring it after the
+            # load, when the ledger will say it was booked and the node would not store it
+            self.node.record(FillRecord(fill))
+        self._primed[conn.name] = sorted(primed.values(), key=lambda f: (f.timestamp_us, f.fill_id))
         conn.fills_during_load.clear()
         conn.last_fill_us = max([now_us, *(f.timestamp_us for f in recent)])
         conn.fills_stale = False
         self._last_positions_us[conn.name] = 0
+
+    def _book_fills_after_the_import(
+        self, conn: ExchangeConnection, account: Account, diffs: Sequence[PositionDiff], primed: Sequence[Fill]
+    ) -> None:
+        """The first positions check after the load: a difference that the newest primed fills of that market
+        explain exactly means they came after the import's positions were read — book them now (exact PnL)."""
+        for diff in diffs:
+            late = newest_fills_explaining(diff.exchange_units - diff.ledger_units, diff.market_id, primed)
+            for fill in late:
+                account.ledger.forget_fill(fill.fill_id)
+                account.ledger.apply_fill(fill)  # stored already (primed fills are), now booked too
+            if late:
+                self.node.event(
+                    f"Exchange/{conn.name}",
+                    "FillsAfterImport",
+                    f"{diff.market_id}: {len(late)} fill(s) came after the positions import: booked",
+                )
 
     async def _backfill_fills(self, conn: ExchangeConnection, account: Account) -> None:
         """Read back the live account's fills since shortly before the last one we booked (or an hour) and pass

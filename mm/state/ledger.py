@@ -398,6 +398,10 @@ class Ledger:
         if len(self._fill_ids) > self._max_fill_ids:
             del self._fill_ids[next(iter(self._fill_ids))]
 
+    def forget_fill(self, fill_id: str) -> None:
+        """Undo :meth:`mark_fill_seen` (the fill turned out not to be in the imported position: book it)."""
+        self._fill_ids.pop(fill_id, None)
+
     def correct_position(self, market_id: str, net_units: int) -> int:
         """FR-1203: the venue says the position is ``net_units`` (1/100 contract) and the fills cannot say why (a
         race at load, fills lost beyond recovery): take the venue's. The part still held keeps its average cost;

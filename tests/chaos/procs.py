@@ -282,11 +282,17 @@ class Observation:
     def markets(self) -> dict[str, dict[str, Any]]:
         return dict(self.status.get("node", {}).get("markets_now", {}))
 
+    def open_markets(self) -> set[str]:
+        """The Markets not closed yet (a closed hour's Markets stay until the selector retires them)."""
+        return {name for name, m in self.markets.items() if m["phase"] != "Closed"}
+
     def quoting(self) -> bool:
-        """Ready, and every Market quotes both sides at the exchange."""
-        if not self.ready or not self.markets:
+        """Ready, and every open Market quotes both sides at the exchange."""
+        open_markets = self.open_markets()
+        if not self.ready or not open_markets:
             return False
-        for market in self.markets.values():
+        for name in open_markets:
+            market = self.markets[name]
             sides = {o.side for o in self.resting if o.ticker == market["ticker"]}
             if market["phase"] != "Quoting" or sides != {"bid", "ask"}:
                 return False
@@ -360,9 +366,9 @@ class External:
         left = await self.seconds_to_the_hour()
         if left >= margin_s:
             return
-        before = set((await self.wait_for(lambda o: o.ready, 30, "ready")).markets)
+        before = (await self.wait_for(lambda o: o.ready, 30, "ready")).open_markets()
         await self.wait_for(
-            lambda o: o.quoting() and not set(o.markets) & before, left + 120, "the next hour's markets quoted"
+            lambda o: o.quoting() and not o.open_markets() & before, left + 120, "the next hour's markets quoted"
         )
 
     async def data(self, timeout: float = 20.0) -> tuple[DataCheck, list[str], Observation | None]:

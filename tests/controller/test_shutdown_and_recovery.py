@@ -223,3 +223,25 @@ async def test_a_clean_restart_is_not_a_recovery(tmp_path: Path) -> None:
             assert restarted.recovery is None and restarted.node.holds.active() == []
         finally:
             await restarted.stop("drain")
+
+
+async def test_a_stalled_reconcile_loop_fails_the_health_check_and_asks_for_a_pause(tmp_path: Path) -> None:
+    """FR-1102: health check failure → shutdown in ``health_failure_mode`` (pause); the watch only asks."""
+    from mm.controller.launch import _health_watch  # noqa: PLC0415
+    from mm.controller.shutdown import ShutdownRequest  # noqa: PLC0415
+    from mm.specs.node import TradingNodeSpec  # noqa: PLC0415
+
+    async with running_node(tmp_path, documents()) as h:
+        await quoting(h)
+        assert h.runtime.health_problems(60.0) == []
+        await h.runtime.manager.stop()  # the reconcile loop stops making progress
+        h.runtime.health_problems(0.2)  # the last progress seen
+        await wait_until(lambda: bool(h.runtime.health_problems(0.2)), what="the stall to count")
+        assert "no reconcile" in h.runtime.health_problems(0.2)[0]
+        spec = TradingNodeSpec.model_validate(
+            {"network": {"health_check": {"ping_interval_seconds": "0.1", "max_missed_pings": 2}}}
+        )
+        asked: list[ShutdownRequest] = []
+        await asyncio.wait_for(_health_watch(h.runtime, spec, asked.append), 10.0)
+        assert asked == [ShutdownRequest("pause", "health")]
+        assert any(e[2] == "HealthCheckFailed" for e in h.runtime.node.events)
