@@ -254,6 +254,25 @@ class NodeContext:
     def accounts(self) -> list[Account]:
         return [a for conn in self.exchanges.values() for a in conn.accounts.values()]
 
+    async def cancel_ours(self, account: Account, orders: Sequence[Order], reason: str) -> int:
+        """Cancel these orders of ours in one venue call, decided outside the Market reconciler (kill switch,
+        shutdown, rollback): audited, recorded, the tracker updated. Returns how many are gone (cancelled, or
+        already unknown to the venue). A failed call (``ExchangeError``) is audited and re-raised."""
+        ids = [o.exchange_order_id or "" for o in orders]
+        try:
+            results = await account.adapter.cancel_orders(ids)
+        except ExchangeError:
+            audit.log_cancels(ids, None, reason)
+            raise
+        audit.log_cancels(ids, results, reason)
+        self.record_node_cancel(account, orders, results, reason)
+        gone = 0
+        for order_id, error in zip(ids, results, strict=False):
+            if error is None or isinstance(error, OrderNotFoundError):
+                account.tracker.cancelled(order_id)
+                gone += 1
+        return gone
+
     def record_node_cancel(
         self, account: Account, orders: Sequence[Order], results: Sequence[ExchangeError | None], reason: str
     ) -> None:

@@ -31,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mm.adapters.errors import ExchangeError, OrderNotFoundError
+from mm.adapters.errors import ExchangeError
 from mm.adapters.kalshi.adapter import KalshiAdapter
 from mm.alerting import AlertManager
 from mm.clock import Clock, WallClock
@@ -50,7 +50,6 @@ from mm.controller.resources import ResourceStore, key_of
 from mm.controller.session_content import session_info, session_state
 from mm.controller.time_sync import TimeSyncMonitor
 from mm.controller.workqueue import WorkQueue
-from mm.observability import audit
 from mm.observability.metrics import Metrics
 from mm.reconcilers.components import NodeReconciler, RiskPolicyReconciler, StrategyReconciler
 from mm.reconcilers.exchange import ExchangeReconciler
@@ -395,16 +394,8 @@ class NodeRuntime:
                 continue
             for account in conn.accounts.values():
                 mine = account.tracker.open_orders(market.spec.ticker)
-                if not mine:
-                    continue
-                ids = [o.exchange_order_id or "" for o in mine]
-                results = await account.adapter.cancel_orders(ids)
-                audit.log_cancels(ids, results, reason)
-                self.node.record_node_cancel(account, mine, results, reason)
-                for oid, error in zip(ids, results, strict=False):
-                    if error is None or isinstance(error, OrderNotFoundError):
-                        account.tracker.cancelled(oid)
-                        total += 1
+                if mine:
+                    total += await self.node.cancel_ours(account, mine, reason)
         return total
 
     async def rollback(
@@ -660,19 +651,10 @@ class NodeRuntime:
             mine = account.tracker.open_orders()
             if not mine:
                 continue
-            ids = [o.exchange_order_id or "" for o in mine]
             try:
-                results = await account.adapter.cancel_orders(ids)
+                total += await self.node.cancel_ours(account, mine, reason)
             except ExchangeError as exc:
-                audit.log_cancels(ids, None, reason)
                 self.node.event("TradingNode", "CancelAllFailed", str(exc), warning=True)
-                continue
-            audit.log_cancels(ids, results, reason)
-            self.node.record_node_cancel(account, mine, results, reason)
-            for oid, error in zip(ids, results, strict=False):
-                if error is None or isinstance(error, OrderNotFoundError):
-                    account.tracker.cancelled(oid)
-                    total += 1
         return total
 
     # ------------------------------------------------------------------ stop

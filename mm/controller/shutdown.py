@@ -181,21 +181,11 @@ async def verify_with_venue(node: NodeContext) -> int:
         ours = account.tracker.open_orders()
         if not ours:
             continue
-        ids = [o.exchange_order_id or "" for o in ours]
         try:
-            results = await account.adapter.cancel_orders(ids)
+            left += len(ours) - await node.cancel_ours(account, ours, "shutdown")
         except ExchangeError as exc:
-            audit.log_cancels(ids, None, "shutdown")
             _logger.error("cancel at shutdown failed: %s", exc)
             left += len(ours)
-            continue
-        audit.log_cancels(ids, results, "shutdown")
-        node.record_node_cancel(account, ours, results, "shutdown")
-        for oid, error in zip(ids, results, strict=False):
-            if error is None:
-                account.tracker.cancelled(oid)
-            else:
-                left += 1
     return left
 
 
