@@ -37,6 +37,7 @@ from mm.alerting import AlertManager
 from mm.clock import Clock, WallClock
 from mm.controller import operations
 from mm.controller import shutdown as shutdown_modes
+from mm.controller.alert_checks import AlertChecks
 from mm.controller.crash_recovery import CrashRecovery
 from mm.controller.degradation import DegradationMonitor
 from mm.controller.errors import ControllerError
@@ -183,6 +184,7 @@ class NodeRuntime:
         self._shutdown_mode: str | None = None
         self._health_reconciles: tuple[int, int] = (-1, 0)
         self.alerts: AlertManager | None = None
+        self.alert_checks: AlertChecks | None = None
         self.degradation: DegradationMonitor | None = None
         self.time_sync: TimeSyncMonitor | None = None
         self._degradation_task: asyncio.Task[None] | None = None
@@ -262,6 +264,8 @@ class NodeRuntime:
             self._tasks.append(asyncio.create_task(self._recover(self.recovery), name="crash-recovery"))
         if self.time_sync is not None:
             self._tasks.append(asyncio.create_task(self.time_sync.run(), name="time-sync"))
+        if self.alert_checks is not None:
+            self._tasks.append(asyncio.create_task(self.alert_checks.run(), name="alert-checks"))
         # NFR-202/204, NFR-203 against the exchange's clock: holds and widening from the links' health
         self.degradation = DegradationMonitor(self.node, self.node_spec, self._wall)
         self._degradation_task = asyncio.create_task(self.degradation.run(), name="degradation")
@@ -288,6 +292,7 @@ class NodeRuntime:
         )
         self.alerts.start()
         self.node.event_listeners.append(self._alert_on_event)
+        self.alert_checks = AlertChecks(self.node, self.node_spec, self.alerts)
 
     async def detach_degradation_monitor(self) -> None:
         """Stop the node's own degradation monitor and release what it set (for a tool or test that drives a
