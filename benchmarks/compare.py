@@ -34,7 +34,6 @@ CLI at the bottom only reads files, runs pytest for ``--confirm`` and prints.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import statistics
@@ -44,6 +43,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mm.clock import WallClock, format_rfc3339_us
 
 BASELINE_SCHEMA = "mmctl-benchmark-baseline/1"
 CALIBRATION_KEY = "calibration_s"
@@ -304,7 +305,7 @@ def baseline_document(runs: Sequence[Results], note: str, created: str | None = 
     return {
         "schema": BASELINE_SCHEMA,
         "note": note,
-        "created": created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "created": created or format_rfc3339_us(WallClock().now_us()),  # time from the Clock (design.md §3)
         "commit": dict(runs[0].commit),
         "machine": dict(runs[0].machine),
         "runs": len(runs),

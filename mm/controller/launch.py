@@ -26,7 +26,7 @@ from mm.api.webhooks import ChangeWebhooks
 from mm.clock import Clock, WallClock, datetime_to_us
 from mm.controller.gitops import FileReloader, GitOpsSource
 from mm.controller.runtime import NodeRuntime, RuntimeOptions
-from mm.controller.shutdown import ShutdownRequest, ShutdownSignals
+from mm.controller.shutdown import ShutdownRequest, ShutdownSignals, most_urgent
 from mm.domain.errors import MmError
 from mm.sim.server import Simulator, SimulatorConfig
 from mm.specs.admission import AdmittedResource, admit_or_raise
@@ -230,8 +230,7 @@ async def run_node(options: RunOptions) -> dict[str, Any]:
             await api.stop()
             with contextlib.suppress(FileNotFoundError):
                 (state_dir / "api-url").unlink()
-            forced = [r for r in requests if r.mode == "immediate"]
-            chosen = (forced or requests or [ShutdownRequest(options.shutdown_mode or "", "duration")])[-1]
+            chosen = most_urgent(requests) or ShutdownRequest(options.shutdown_mode or "", "duration")
             outcome = await runtime.stop(chosen.mode or node_spec.shutdown.default_mode, chosen.trigger)
             # signal handlers stay until here: a second Ctrl-C during a drain must still reach us
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):

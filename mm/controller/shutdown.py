@@ -19,7 +19,7 @@ import asyncio
 import enum
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -40,6 +40,7 @@ __all__ = [
     "ShutdownSignals",
     "drain",
     "exit_code",
+    "most_urgent",
     "resolve",
     "unwind",
 ]
@@ -132,13 +133,12 @@ class ShutdownSignals:
         self.requests.append(request)
         self.on_request(request)
 
-    @property
-    def latest(self) -> ShutdownRequest | None:
-        """The most urgent request so far (immediate wins over the default)."""
-        if not self.requests:
-            return None
-        forced = [r for r in self.requests if r.mode == "immediate"]
-        return forced[-1] if forced else self.requests[-1]
+
+
+def most_urgent(requests: Sequence[ShutdownRequest]) -> ShutdownRequest | None:
+    """The request a shutdown runs: the last ``immediate`` one if any (it cannot be overridden), else the last."""
+    forced = [r for r in requests if r.mode == "immediate"]
+    return forced[-1] if forced else (requests[-1] if requests else None)
 
 
 # ---------------------------------------------------------------------------------------------- order handling
@@ -267,7 +267,7 @@ async def unwind(
                 f"at {Price(request.price.units)} or better (IOC)",
             )
         before = sum(abs(n) for _, _, n in todo)
-        await asyncio.sleep(1.0)  # the IOC orders' fills arrive on the stream meanwhile; then look again
+        await asyncio.sleep(1.0)  # pacing, not a wait: the IOC fills arrive on the stream; reduce_only guards a resend
         after = sum(
             abs(a.ledger.net_units(m)) for a in node.accounts() if a.execution == "live" for m in a.ledger.market_ids()
         )

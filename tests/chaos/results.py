@@ -15,9 +15,10 @@ import platform
 import statistics
 import subprocess
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from mm.clock import WallClock, format_rfc3339_us
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / ".chaos"
@@ -65,7 +66,7 @@ def write_results(path: Path, measurements: list[Measurement], *, command: str) 
     if path.parent == RESULTS_DIR:
         (RESULTS_DIR / ".gitignore").write_text("*\n")
     document = {
-        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generated": format_rfc3339_us(WallClock().now_us()),
         "command": command,
         "commit": _commit(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "

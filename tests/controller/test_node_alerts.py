@@ -3,6 +3,7 @@ outside tolerance reach a real webhook receiver on loopback, and every alert is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mm.state.store import Store
@@ -10,7 +11,7 @@ from tests.alerting.receivers import HttpReceiver
 from tests.controller.harness import EXCHANGE_YAML, RISK_YAML, market_yaml, running_node, strategy_yaml, wait_until
 
 
-def documents(webhook: str) -> object:
+def documents(webhook: str) -> Callable[[list[str]], list[str]]:
     node = (
         "apiVersion: mm/v1alpha1\nkind: TradingNode\nmetadata: {name: n1}\nspec:\n"
         "  alerting:\n    channels:\n      webhook:\n        enabled: true\n"
@@ -24,7 +25,7 @@ def documents(webhook: str) -> object:
 
 
 async def test_a_kill_switch_reaches_the_webhook_and_the_database(tmp_path: Path) -> None:
-    async with HttpReceiver() as receiver, running_node(tmp_path, documents(receiver.base)) as h:  # type: ignore[arg-type]
+    async with HttpReceiver() as receiver, running_node(tmp_path, documents(receiver.base)) as h:
         ticker = h.tickers()[0]
         h.seed_book(ticker)
         await wait_until(lambda: h.quoting("m1", ticker), what="quoting")
