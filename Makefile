@@ -25,6 +25,7 @@ test: $(STAMP) lint typecheck contracts
 
 lint: $(STAMP)
 	$(BIN)/ruff check mm tests benchmarks
+	$(BIN)/ruff format --check mm tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict mm

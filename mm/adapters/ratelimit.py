@@ -260,9 +260,7 @@ class ClientRateLimiter:
             raise ValueError("headroom must be in (0, 1]")
         self.tier = tier if isinstance(tier, Tier) else get_tier(tier)
         read_rate = float(reads_per_second) * DEFAULT_COST if reads_per_second is not None else self.tier.read_rate
-        write_rate = (
-            float(writes_per_second) * DEFAULT_COST if writes_per_second is not None else self.tier.write_rate
-        )
+        write_rate = float(writes_per_second) * DEFAULT_COST if writes_per_second is not None else self.tier.write_rate
         self._on_throttle = on_throttle
         self._on_pressure = on_pressure
         self.penalty_s = penalty_s

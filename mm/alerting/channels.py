@@ -246,9 +246,7 @@ class PagerDutyChannel(_HttpChannel):
 
     def __init__(self, routing_key: str, severities: Iterable[Severity], *, source: str = "mmctl",
                  url: str = PAGERDUTY_EVENTS_URL, problem: str | None = None) -> None:  # fmt: skip
-        super().__init__(
-            url, severities, source=source, secrets=(routing_key,), url_is_secret=False, problem=problem
-        )
+        super().__init__(url, severities, source=source, secrets=(routing_key,), url_is_secret=False, problem=problem)
         self._routing_key = routing_key
 
     def body(self, alert: Alert) -> dict[str, Any]:

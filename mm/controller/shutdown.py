@@ -134,7 +134,6 @@ class ShutdownSignals:
         self.on_request(request)
 
 
-
 def most_urgent(requests: Sequence[ShutdownRequest]) -> ShutdownRequest | None:
     """The request a shutdown runs: the last ``immediate`` one if any (it cannot be overridden), else the last."""
     forced = [r for r in requests if r.mode == "immediate"]

@@ -72,6 +72,7 @@ def newest_fills_explaining(missing_units: int, market_id: str, fills: Sequence[
             return list(reversed(newest_first[:count]))
     return []
 
+
 BuildAdapter = Callable[[str, ExchangeSpec], ExchangeAdapter]
 
 US = 1_000_000

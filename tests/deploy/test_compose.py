@@ -546,6 +546,8 @@ def test_the_aws_exchange_example_validates_and_only_references_the_key(tmp_path
 def test_the_aws_compose_example_is_the_local_one_without_the_simulator() -> None:
     aws = yaml.safe_load(checked_block("compose"))
     assert set(aws["services"]) == {"controller", "prometheus", "grafana"}
+    for name in ("prometheus", "grafana"):  # the versions the local stack (and check-schema.sh) were checked with
+        assert aws["services"][name]["image"] == SERVICES[name]["image"], name
     controller = aws["services"]["controller"]
     assert parse_mmctl(controller["command"]) == parse_mmctl(command_of("controller"))
     assert controller["entrypoint"] == SERVICES["controller"]["entrypoint"]

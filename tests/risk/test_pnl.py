@@ -21,7 +21,7 @@ def test_drawdown_follows_the_running_peak() -> None:
     assert seen == [(0, 0), (10_0000, 0), (10_0000, 6_0000), (12_0000, 0), (12_0000, 15_0000)]
 
 
-@given(st.lists(st.integers(-10**9, 10**9), min_size=1, max_size=50))
+@given(st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=50))
 def test_drawdown_is_the_distance_below_the_running_maximum(series: list[int]) -> None:
     peak = None
     running_max = series[0]

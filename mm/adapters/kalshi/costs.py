@@ -39,7 +39,6 @@ LEGACY_WRITE_COST: Final = 100
 LEGACY_CANCEL_COST: Final = 20
 
 
-
 class BucketKind(enum.StrEnum):
     READ = "read"
     WRITE = "write"

@@ -30,9 +30,7 @@ CLOCK = WallClock()
 
 @pytest.fixture
 async def sim_basic(tmp_path: Path) -> AsyncIterator[Simulator]:
-    config = SimulatorConfig(
-        state_dir=tmp_path / "sim", start_us=START, strikes=2, crowd=False, seed=9, tier="basic"
-    )
+    config = SimulatorConfig(state_dir=tmp_path / "sim", start_us=START, strikes=2, crowd=False, seed=9, tier="basic")
     async with Simulator(config) as running:
         yield running
 
