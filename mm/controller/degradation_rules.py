@@ -92,6 +92,8 @@ class _Link:
     latency: Latency = "normal"
     latency_reason: str = ""
     drift: str | None = None
+    first_seen_wall_ns: int | None = None
+    """When the policy first assessed this exchange: a stream that never connected is missing since then."""
 
 
 @dataclass(slots=True)
@@ -125,8 +127,8 @@ class DegradationPolicy:
         out = _Pass()
         drifting: list[str] = []
         for exchange in sorted(health):
-            link = self._links.setdefault(exchange, _Link())
             h = health[exchange]
+            link = self._links.setdefault(exchange, _Link(first_seen_wall_ns=h.measured_wall_ns))
             self._outage(exchange, link, h, network, out)
             self._latency(exchange, link, h, network, out)
             self._drift(exchange, link, h, time_sync, out)
@@ -160,10 +162,14 @@ class DegradationPolicy:
         if link.outage is not None:
             out.holds[f"network/{exchange}"] = link.outage
             return
-        down_long = h.ws_connected is False and (silent is None or silent >= window)
+        # A stream that never connected (the node is starting) is missing since the policy first looked, not
+        # "for ever": no StreamDown while the first connection is being made.
+        missing = silent if silent is not None else h.seconds_since(link.first_seen_wall_ns)
+        down_long = h.ws_connected is False and missing is not None and missing >= window
         if down_long and not link.stream_down:
             link.stream_down = True
-            message = f"{_stream_state(h, silent)} while REST answers: books are stale, Markets wait for it"
+            state = _stream_state(h, silent) if silent is not None else f"stream never connected in {missing:.1f} s"
+            message = f"{state} while REST answers: books are stale, Markets wait for it"
             out.event(exchange, "StreamDown", message, warning=True)
         elif link.stream_down and h.ws_connected is not False:
             link.stream_down = False

@@ -55,6 +55,9 @@ _METHOD_LEVELS: Final = {
 }  # fmt: skip
 
 _level: int = LEVELS["INFO"]
+_CHATTY: Final = ("httpx",)
+"""Libraries that log every HTTP request at INFO: WARNING and up unless the level is DEBUG (the audit trail already
+holds every order call and answer; at INFO they were a third of the quickstart's log lines)."""
 _stdlib_handler: logging.Handler | None = None
 _saved_root_level: int | None = None  # the stdlib root level before we took it over
 
@@ -72,6 +75,8 @@ def set_level(level: str) -> None:
     global _level  # noqa: PLW0603 -- the single process-wide threshold is the point
     _level = _parse_level(level)
     logging.getLogger().setLevel(_level)  # third-party loggers follow the same threshold
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(_level if _level <= LEVELS["DEBUG"] else max(_level, LEVELS["WARNING"]))
 
 
 def is_enabled(level: str) -> bool:
@@ -218,6 +223,8 @@ def reset_logging() -> None:
         root.setLevel(_saved_root_level)
         _saved_root_level = None
     _level = LEVELS["INFO"]
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def get_logger(name: str | None = None, **initial: Any) -> FilteringBoundLogger:

@@ -255,6 +255,13 @@ class RestContext:
             return error_response(exc.status, exc.code, exc.message)
         finally:
             state.publish()
+        if (
+            kind == "write"
+            and faults.rest_lost_response_rate > 0
+            and self.rng.random() < faults.rest_lost_response_rate
+        ):
+            faults.counters.lost_responses += 1  # done, but the client never hears so
+            return error_response(504, "gateway_timeout", "injected lost response (simulator fault)")
         return result if isinstance(result, Response) else JSONResponse(dict(result))
 
 

@@ -29,6 +29,7 @@ class FaultCounters:
     dropped_messages: int = 0
     duplicated_messages: int = 0
     malformed_messages: int = 0
+    lost_responses: int = 0
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Faults:
     rest_error_rate: float = 0.0
     """Fraction of authenticated requests answered 500/502/503 (chosen by the seeded generator)."""
     rest_429_rate: float = 0.0
+    rest_lost_response_rate: float = 0.0
+    """Fraction of authenticated order writes that are carried out and then answered 504, as when the answer is
+    lost on the way back (a proxy timeout): the client cannot tell whether its create, cancel or amend happened."""
     ws_drop_message_rate: float = 0.0
     """Fraction of orderbook messages not sent (the client sees a seq gap)."""
     ws_duplicate_message_rate: float = 0.0

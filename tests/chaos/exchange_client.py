@@ -36,6 +36,7 @@ class Admin:
             ws_latency_s=0.0,
             rest_error_rate=0.0,
             rest_429_rate=0.0,
+            rest_lost_response_rate=0.0,
             ws_drop_message_rate=0.0,
             ws_duplicate_message_rate=0.0,
             ws_malformed_message_rate=0.0,

@@ -58,6 +58,15 @@ SCENARIOS: Final = (
         "removal → quoting, no create in doubt",
     ),
     Scenario(
+        "lost_responses",
+        "Lost responses",
+        "`rest_lost_response_rate: 1` (order writes carried out, answered 504) while one, then both, of our orders "
+        "are replaced",
+        "creates in doubt settled by the stream or a look-up, cancels' retries find the order gone; never a duplicate "
+        "order; quoting after removal",
+        "removal → quoting, no create in doubt (the batch of two)",
+    ),
+    Scenario(
         "database_failure",
         "Database failure",
         "another connection holds `BEGIN EXCLUSIVE` on the node's SQLite file (writes blocked)",

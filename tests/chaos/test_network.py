@@ -1,16 +1,17 @@
 """NFR-603 network scenarios against the in-process simulator: WebSocket disconnect, high latency, packet loss,
-exchange timeouts, clock drift (NFR-201, NFR-203, NFR-204)."""
+exchange timeouts, lost responses, clock drift (NFR-201, NFR-203, NFR-204)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mm.adapters.errors import ExchangeError
 from mm.domain.events import BookState
 from mm.sim.types import BookSide as SimBookSide
 from mm.sim.types import OrderStatus as SimOrderStatus
@@ -130,6 +131,70 @@ async def test_exchange_timeouts_are_retried_without_a_duplicate_order(tmp_path:
         node.h.seed_book(node.ticker)
         pump = FillPump(node, SEED)
         node.background(pump.run(), "fill-pump")
+        seen = node.h.runtime.node.fills_seen
+        await wait_until(lambda: node.h.runtime.node.fills_seen >= seen + 3, what="fills flowing after recovery")
+        check = await settled_data(node)
+        assert_no_duplicates(node, monitor.seen)
+        assert_nothing_lost(record, check)
+
+
+# ---------------------------------------------------------------------------------------------- lost responses
+
+
+@pytest.mark.chaos_quick
+async def test_lost_responses_never_duplicate_an_order_and_quoting_resumes(tmp_path: Path, measure: Measure) -> None:
+    """Order writes are carried out but answered 504 (the answer lost on its way back) while our orders fill and
+    one, then both, are replaced: the creates in doubt are settled by the stream's ``user_order`` or a look-up (the
+    Market pulls its quotes meanwhile, market.py); cancels' retries find the order gone; amends in doubt are
+    corrected by the stream. Never two orders for one client order id, never two on one level, nothing lost."""
+    record = measure("lost_responses")
+    async with chaos_node(tmp_path, one_market()) as node:
+        node.h.seed_book(node.ticker)
+        await node.wait_quoting()
+        _pump, monitor = start_traffic(node, SEED)
+        await wait_until(lambda: node.account.ledger.net_units(node.ticker) != 0, what="a first fill")
+        counters = node.h.sim.state.faults.counters
+        tracker = node.account.tracker
+        rest = node.venue.rest
+        creates: list[str] = []  # how each create request the node sent ended (observed, passed through)
+        batch_create = rest.batch_create
+
+        async def observed(orders: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+            try:
+                answers = await batch_create(orders)
+            except ExchangeError as exc:
+                creates.append(f"{len(orders)}: {type(exc).__name__}")
+                raise
+            creates.append(f"{len(orders)}: answered")
+            return answers
+
+        rest.batch_create = observed  # type: ignore[method-assign]
+
+        def cancel_ours_at_the_exchange(*sides: SimBookSide) -> None:
+            for o in node.h.our_orders(node.ticker):  # type: ignore[attr-defined]
+                if o.side in sides:
+                    node.h.exchange.cancel_order(o.user_id, o.order_id)
+            node.h.sim.state.publish()
+
+        async def lose_the_answer_of(what: str, *sides: SimBookSide) -> float:
+            """Lose every write's answer until a create of ``what`` is answered 504, then heal: seconds from the
+            heal to quoting with nothing in doubt."""
+            await node.admin.set_faults(rest_lost_response_rate=1.0)
+            cancel_ours_at_the_exchange(*sides)  # "someone" cancels: the node must re-create
+            await wait_until(lambda: what in creates, timeout=15, what=f"a create ({what}) answered 504")
+            creates.clear()
+            healed = time.monotonic()
+            await node.admin.clear_faults()
+            await wait_until(
+                lambda: node.quoting() and tracker.pending_count == 0, timeout=40, what="quoting, no create in doubt"
+            )
+            return time.monotonic() - healed
+
+        one_s = await lose_the_answer_of("1: ExchangeUnavailableError", SimBookSide.BID)
+        record.recovered(await lose_the_answer_of("2: ExchangeUnavailableError", SimBookSide.BID, SimBookSide.ASK))
+        record.note(one_create_s=one_s, lost_responses=counters.lost_responses)
+        ours = [o.client_order_id for o in node.h.exchange.orders.values() if o.user_id == node.user]
+        assert ours and all(ours.count(c) == 1 for c in ours), "a client order id was placed twice"
         seen = node.h.runtime.node.fills_seen
         await wait_until(lambda: node.h.runtime.node.fills_seen >= seen + 3, what="fills flowing after recovery")
         check = await settled_data(node)

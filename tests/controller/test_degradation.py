@@ -4,6 +4,7 @@ Pure: LinkHealth values are built by hand, the spec blocks from dicts as a Tradi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -131,6 +132,16 @@ def test_stream_down_alone_is_reported_once_after_the_window_and_never_held() ->
     assert down.holds == {} and down.widen == {}
     assert assess(policy, health(ws=False, frame_s_ago=30)).events == ()
     assert reasons(assess(policy, health(ws=True, frame_s_ago=0))) == ["StreamRestored"]
+
+
+def test_a_stream_still_making_its_first_connection_is_not_down_until_the_window_has_passed() -> None:
+    policy = DegradationPolicy()
+    starting = health(ws=False, frame_s_ago=None)  # the node just started: no frame ever, not yet connected
+    assert assess(policy, starting).events == ()
+    assert assess(policy, replace(starting, measured_wall_ns=NOW + 14 * NS)).events == ()
+    down = assess(policy, replace(starting, measured_wall_ns=NOW + 16 * NS))
+    assert reasons(down) == ["StreamDown"]
+    assert down.events[0].message.startswith("stream never connected in 16.0 s while REST answers")
 
 
 # ---------------------------------------------------------------------- latency

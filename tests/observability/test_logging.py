@@ -178,6 +178,21 @@ def test_stdlib_logging_goes_through_redaction(stream: io.StringIO, records: Rec
     assert failed["correlation_id"] == "req-7"
 
 
+def test_httpx_request_lines_only_at_debug(records: Records) -> None:
+    """httpx logs each request at INFO: kept out at INFO (the audit trail has the order calls), shown at DEBUG,
+    and its warnings always pass."""
+    httpx_log = logging.getLogger("httpx")
+    httpx_log.info("HTTP Request: GET http://127.0.0.1/a")
+    httpx_log.warning("retrying")
+    set_level("DEBUG")
+    httpx_log.info("HTTP Request: GET http://127.0.0.1/b")
+    set_level("INFO")
+    httpx_log.info("HTTP Request: GET http://127.0.0.1/c")
+    assert [r["event"] for r in records()] == ["retrying", "HTTP Request: GET http://127.0.0.1/b"]
+    reset_logging()
+    assert httpx_log.level == logging.NOTSET  # an embedding program gets httpx's own default back
+
+
 def test_reconfigure_replaces_stream_and_stdlib_handler() -> None:
     first, second = io.StringIO(), io.StringIO()
     try:

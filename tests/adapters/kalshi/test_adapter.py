@@ -72,6 +72,81 @@ async def test_place_get_amend_cancel(sim: Simulator, me: KalshiAdapter) -> None
         await me.cancel_order("no-such-order")
 
 
+def _terms(order: Order) -> tuple[object, ...]:
+    """What an order read back from the venue must equal (its times are the venue's clock, an ack's are ours)."""
+    return (order.request, order.status, order.filled, order.exchange_order_id)
+
+
+@pytest.fixture
+def look_ups(me: KalshiAdapter, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The order ids ``me`` looks up one by one (``GET /portfolio/orders/{id}``, a Read token each)."""
+    seen: list[str] = []
+    real = me.rest.order
+
+    async def counted(order_id: str) -> dict[str, Any]:
+        seen.append(order_id)
+        return await real(order_id)
+
+    monkeypatch.setattr(me.rest, "order", counted)
+    return seen
+
+
+async def test_an_amend_of_an_order_placed_here_is_one_write_and_what_the_venue_holds(
+    sim: Simulator, me: KalshiAdapter, bob: KalshiAdapter, look_ups: list[str]
+) -> None:
+    ticker = active_ticker(sim)
+    mine = await me.place_order(request(ticker, "k-1", "0.4000", 10))
+    assert mine.exchange_order_id is not None
+    await bob.place_order(request(ticker, "b-1", "0.4000", 3, OrderSide.SELL, post_only=False))
+
+    amended = await me.amend_order(
+        mine.exchange_order_id, price=Price.from_dollars("0.3800"), quantity=Quantity.contracts(12)
+    )
+    assert look_ups == []  # the ticker and side from the create's copy, the counts from the ack
+    venue = await me.get_order_by_client_id("k-1", ticker)
+    assert venue is not None and _terms(amended) == _terms(venue)
+    assert amended.status is OrderStatus.PARTIALLY_FILLED and amended.filled == Quantity.contracts(3)
+    assert amended.remaining == Quantity.contracts(9)
+
+    # not post-only, amended through the best offer: it fills whole, and the ack says so
+    plain = await me.place_order(request(ticker, "k-2", "0.2000", 2, post_only=False))
+    assert plain.exchange_order_id is not None
+    await bob.place_order(request(ticker, "b-2", "0.4500", 5, OrderSide.SELL))
+    crossed = await me.amend_order(
+        plain.exchange_order_id, price=Price.from_dollars("0.4500"), quantity=plain.request.quantity
+    )
+    assert look_ups == []
+    assert crossed.status is OrderStatus.FILLED and crossed.filled == Quantity.contracts(2)
+    venue = await me.get_order_by_client_id("k-2", ticker)
+    assert venue is not None and _terms(crossed) == _terms(venue)
+
+
+async def test_an_amend_of_an_order_not_seen_here_or_with_a_thin_ack_looks_it_up(
+    sim: Simulator, me: KalshiAdapter, look_ups: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticker = active_ticker(sim)
+    # placed past the adapter (as by an earlier run): its ticker and side are read before the amend
+    ack = await me.rest.create_order(
+        {"ticker": ticker, "side": "bid", "price": "0.3000", "count": "4.00", "client_order_id": "x-1"}
+    )
+    order_id = str(ack["order_id"])
+    amended = await me.amend_order(order_id, price=Price.from_dollars("0.3100"), quantity=Quantity.contracts(5))
+    assert look_ups == [order_id]
+    assert amended.request.price == Price.from_dollars("0.3100") and amended.request.quantity == Quantity.contracts(5)
+
+    # the ack's counts are optional on the wire: without them the result is read back
+    real = me.rest.amend_order
+
+    async def thin(order_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {**await real(order_id, body), "fill_count": None, "remaining_count": None}
+
+    monkeypatch.setattr(me.rest, "amend_order", thin)
+    again = await me.amend_order(order_id, price=Price.from_dollars("0.3200"), quantity=Quantity.contracts(5))
+    assert look_ups == [order_id, order_id]  # the copy the first amend left: no look-up before, one after
+    venue = await me.get_order_by_client_id("x-1", ticker)
+    assert venue is not None and _terms(again) == _terms(venue) and again.status is OrderStatus.OPEN
+
+
 async def test_orders_read_back_keep_the_terms_the_venue_does_not_report(sim: Simulator, me: KalshiAdapter) -> None:
     """The simulator's Order object and ``user_order`` carry no ``post_only``: every read-back of an order we placed
     (the amend's answer, the open orders, a look-up, the stream) keeps the terms we sent instead of a default —

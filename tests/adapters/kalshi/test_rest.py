@@ -25,6 +25,7 @@ from mm.adapters.kalshi.signer import KalshiSigner
 from mm.clock import WallClock, datetime_to_us
 from mm.sim.server import Simulator, SimulatorConfig
 from mm.sim.setup import DEFAULT_BALANCE_MICROS
+from mm.sim.types import OrderStatus as SimOrderStatus
 
 START = datetime_to_us(datetime(2026, 8, 13, 20, 30, tzinfo=UTC))  # the 17:00 EDT event is trading
 
@@ -246,6 +247,29 @@ async def test_timed_out_create_recovers_without_a_duplicate(sim: Simulator) -> 
         same = [o for o in sim.state.exchange.orders.values() if o.client_order_id == "slow-1"]
         assert len(same) == 1 and ack["order_id"] == same[0].order_id
         assert (await client.order(ack["order_id"]))["client_order_id"] == "slow-1"
+
+
+async def test_writes_whose_answer_is_lost_happened_once_and_are_found_or_reported(sim: Simulator) -> None:
+    """The venue carried each write out but its answer never came (a 504): the create is found by its client
+    order id and not placed again; the cancel's retry finds the order gone; the amend is not retried (in doubt)."""
+    async with client_for(sim, signer_of(sim)) as client:
+        ticker = (await open_tickers(client))[0]
+        faults = sim.state.faults
+        faults.rest_lost_response_rate = 1.0
+        ack = await client.create_order(order_body(ticker, "bid", "0.0700", "3", "lost-1"))
+        same = [o for o in sim.state.exchange.orders.values() if o.client_order_id == "lost-1"]
+        assert len(same) == 1 and ack["order_id"] == same[0].order_id and ack["recovered"] is True
+        assert faults.counters.lost_responses == 1  # the look-up is a read: its answer arrives
+
+        with pytest.raises(ExchangeUnavailableError) as amend:
+            await client.amend_order(
+                ack["order_id"], {"ticker": ticker, "side": "bid", "price": "0.0800", "count": "3"}
+            )
+        assert amend.value.status == 504 and same[0].price == 800  # done at the venue all the same
+
+        with pytest.raises(OrderNotFoundError):  # the re-sent cancel: the first one did cancel it
+            await client.cancel_order(ack["order_id"])
+        assert same[0].status is SimOrderStatus.CANCELED and faults.counters.lost_responses == 3
 
 
 async def test_timed_out_create_without_client_order_id_is_not_resent(sim: Simulator) -> None:
