@@ -96,6 +96,10 @@ class ExchangeConnection:
     """Venue time of the latest live fill booked (where a fills read-back starts)."""
     fills_during_load: list[Fill] = field(default_factory=list)
     """Live fills that arrived before the positions were imported: stored, booked after the import."""
+    positions_imported: bool = False
+    """The live positions are imported and the fills around the import primed (``ExchangeReconciler._prime_fills``):
+    from then on a live fill is booked as it comes, even while the rest of the load (the first positions check,
+    settlements) is still running — ``loaded`` is set only after all of it."""
 
 
 def venue_connected(venue: ExchangeAdapter) -> bool:
@@ -385,7 +389,7 @@ class NodeContext:
             fill = event.fill
             if not account.tracker.is_ours(fill.client_order_id):
                 return
-            if execution == "live" and not conn.loaded:
+            if execution == "live" and not conn.positions_imported:
                 # positions are not imported yet: booking now would be overwritten (or refused) by the import;
                 # stored now, booked after it (ExchangeReconciler._book_fills_during_load)
                 if fill.fill_id not in {f.fill_id for f in conn.fills_during_load}:

@@ -325,7 +325,13 @@ def build_replay_node(
     if config.get("trading_node") is not None:
         replay._put("TradingNode", NODE_NAME, TradingNodeSpec, config["trading_node"])
     conn = ExchangeConnection(
-        exchange, stored_exchange.digest, stored_exchange.spec, venue, connected=True, loaded=True
+        exchange,
+        stored_exchange.digest,
+        stored_exchange.spec,
+        venue,
+        connected=True,
+        loaded=True,
+        positions_imported=True,
     )
     node.exchanges[exchange] = conn
 

@@ -216,7 +216,7 @@ class ExchangeReconciler:
                     self.node.event(
                         f"Exchange/{conn.name}", "StuckResolved", f"{pending.request.client_order_id} never arrived"
                     )
-            if not conn.loaded:
+            if not conn.positions_imported:  # once: a load that fails after it must not import over booked fills
                 balance = await conn.venue.get_balance()
                 account.ledger.cash_micros = int(balance.available * 1_000_000)
                 await self._import_positions(conn, account)
@@ -287,6 +287,7 @@ class ExchangeReconciler:
             self.node.record(FillRecord(fill))
         self._primed[conn.name] = sorted(primed.values(), key=lambda f: (f.timestamp_us, f.fill_id))
         conn.fills_during_load.clear()
+        conn.positions_imported = True  # a fill the stream brings from now on is booked as it comes
         conn.last_fill_us = max([now_us, *(f.timestamp_us for f in recent)])
         conn.fills_stale = False
         self._last_positions_us[conn.name] = 0

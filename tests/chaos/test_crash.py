@@ -129,3 +129,36 @@ async def test_a_fill_while_the_restarted_node_loads_does_not_stop_it(
             assert_nothing_lost(record, check)
         finally:
             await h.runtime.stop("drain")
+
+
+@pytest.mark.chaos_quick
+async def test_a_fill_after_the_import_while_the_load_finishes_is_booked(tmp_path: Path) -> None:
+    """The window the kill -9 soak found (kill 17 of 20): positions imported and the fills around the import primed,
+    but the load not finished (its first positions check still reading) — a fill the stream brings then must be
+    booked, not parked for an import that has already happened (REST slowed to 0.3 s so the window can be aimed at).
+    """
+    async with simulator(tmp_path) as (sim, base), httpx.AsyncClient(base_url=sim.base_url) as http:
+        exchange = sim.state.exchange
+        ticker = sorted(t for t, m in exchange.markets.items() if m.status == "active")[1]
+        me = sim.api_key.user_id
+        left_behind = exchange.create_order(me, NewOrder(ticker, SimBookSide.BID, 4800, 500, client_order_id=ORPHAN))
+        h = Harness(sim, base, make_runtime(sim, tmp_path / "node"), tmp_path / "node")
+        h.seed_book(ticker)
+        node = ChaosNode(h, Admin(http))
+        await node.admin.set_faults(rest_latency_s=0.3)
+        await h.runtime.start(admitted(*one_market()([ticker])))
+        try:
+            await wait_until(lambda: EXCHANGE in h.runtime.node.exchanges, what="the exchange connection")
+            conn = h.runtime.node.exchanges[EXCHANGE]
+            await wait_until(lambda: conn.positions_imported, timeout=15, what="the positions imported")
+            assert not conn.loaded, "loaded already: the fill would not land in the window"
+            h.take(ticker, SimBookSide.ASK, left_behind.price, 200)
+            await node.admin.clear_faults()
+            await wait_until(lambda: conn.loaded, timeout=15, what="the exchange loaded")
+            await wait_until(lambda: node.account.ledger.net_units(ticker) == 200, what="the fill booked")
+            assert conn.fills_during_load == []
+            await node.wait_quoting(timeout=15)
+            check = await settled_data(node)
+            assert check.ok, check.summary()
+        finally:
+            await h.runtime.stop("drain")

@@ -30,7 +30,9 @@ pytestmark = pytest.mark.chaos
 def write_locked(database: Path) -> Iterator[sqlite3.Connection]:
     """Hold SQLite's write lock on ``database`` from another connection until the block ends (WAL: readers go
     on, every writer waits for ``busy_timeout`` and then fails with "database is locked")."""
-    blocker = sqlite3.connect(database, timeout=0, isolation_level=None)
+    # Taking the lock waits for a write of the node's in progress (timeout=0 failed when it caught one); once held,
+    # it is the node's writer that waits.
+    blocker = sqlite3.connect(database, timeout=10.0, isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")
         yield blocker
