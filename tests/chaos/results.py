@@ -77,10 +77,20 @@ def write_results(path: Path, measurements: list[Measurement], *, command: str) 
 
 
 def _commit() -> str:
+    """HEAD's short id, with ``+changes`` when the working tree differs from it (what ran is not that commit)."""
     try:
-        out = subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False, timeout=5
+        )
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
         )
     except OSError:
         return ""
-    return out.stdout.strip()
+    commit = head.stdout.strip()
+    return f"{commit}+changes" if commit and changed.stdout.strip() else commit
