@@ -13,7 +13,9 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -99,13 +101,22 @@ async def test_kill9_soak(tmp_path: Path, measure: Callable[[str], Measurement])
         await kill9_rounds(ext, SOAK_KILLS, record)
 
 
-async def test_a_fill_while_the_restarted_node_loads_does_not_stop_it(
-    tmp_path: Path, measure: Callable[[str], Measurement]
-) -> None:
-    """What the soak hits by chance, made deterministic: a crashed run left an order resting; it is filled after
-    the restarted node's stream is up but before the node has imported its positions (REST slowed to 0.3 s so
-    the start-up takes long enough to aim at)."""
-    record = measure("fill_during_restart")
+@dataclass
+class SlowStart:
+    """A node starting over a crashed run's resting bid (ORPHAN, 5 contracts at 0.48) with REST slowed to 0.3 s,
+    so the moments of its load can be aimed at; ``fill`` hits that bid for 2 contracts."""
+
+    h: Harness
+    node: ChaosNode
+    ticker: str
+    price: int
+
+    def fill(self) -> None:
+        self.h.take(self.ticker, SimBookSide.ASK, self.price, 200)
+
+
+@asynccontextmanager
+async def slow_start(tmp_path: Path) -> AsyncIterator[SlowStart]:
     async with simulator(tmp_path) as (sim, base), httpx.AsyncClient(base_url=sim.base_url) as http:
         exchange = sim.state.exchange
         ticker = sorted(t for t, m in exchange.markets.items() if m.status == "active")[1]
@@ -117,48 +128,47 @@ async def test_a_fill_while_the_restarted_node_loads_does_not_stop_it(
         await node.admin.set_faults(rest_latency_s=0.3)
         await h.runtime.start(admitted(*one_market()([ticker])))
         try:
-            await wait_until(lambda: EXCHANGE in h.runtime.node.exchanges and node.ws.connected, what="the stream up")
-            assert not h.runtime.node.exchanges[EXCHANGE].loaded, "loaded already: the fill would not land mid-load"
-            h.take(ticker, SimBookSide.ASK, left_behind.price, 200)
-            filled = time.monotonic()
-            await node.admin.clear_faults()
-            await wait_until(lambda: h.runtime.node.exchanges[EXCHANGE].loaded, timeout=15, what="the exchange loaded")
-            await node.wait_quoting(timeout=15)
-            record.recovered(time.monotonic() - filled)
-            check = await settled_data(node)
-            assert_nothing_lost(record, check)
+            yield SlowStart(h, node, ticker, left_behind.price)
         finally:
             await h.runtime.stop("drain")
+
+
+async def test_a_fill_while_the_restarted_node_loads_does_not_stop_it(
+    tmp_path: Path, measure: Callable[[str], Measurement]
+) -> None:
+    """What the soak hits by chance, made deterministic: a crashed run left an order resting; it is filled after
+    the restarted node's stream is up but before the node has imported its positions."""
+    record = measure("fill_during_restart")
+    async with slow_start(tmp_path) as start:
+        h, node = start.h, start.node
+        await wait_until(lambda: EXCHANGE in h.runtime.node.exchanges and node.ws.connected, what="the stream up")
+        assert not h.runtime.node.exchanges[EXCHANGE].loaded, "loaded already: the fill would not land mid-load"
+        start.fill()
+        filled = time.monotonic()
+        await node.admin.clear_faults()
+        await wait_until(lambda: h.runtime.node.exchanges[EXCHANGE].loaded, timeout=15, what="the exchange loaded")
+        await node.wait_quoting(timeout=15)
+        record.recovered(time.monotonic() - filled)
+        check = await settled_data(node)
+        assert_nothing_lost(record, check)
 
 
 @pytest.mark.chaos_quick
 async def test_a_fill_after_the_import_while_the_load_finishes_is_booked(tmp_path: Path) -> None:
     """The window the kill -9 soak found (kill 17 of 20): positions imported and the fills around the import primed,
     but the load not finished (its first positions check still reading) — a fill the stream brings then must be
-    booked, not parked for an import that has already happened (REST slowed to 0.3 s so the window can be aimed at).
-    """
-    async with simulator(tmp_path) as (sim, base), httpx.AsyncClient(base_url=sim.base_url) as http:
-        exchange = sim.state.exchange
-        ticker = sorted(t for t, m in exchange.markets.items() if m.status == "active")[1]
-        me = sim.api_key.user_id
-        left_behind = exchange.create_order(me, NewOrder(ticker, SimBookSide.BID, 4800, 500, client_order_id=ORPHAN))
-        h = Harness(sim, base, make_runtime(sim, tmp_path / "node"), tmp_path / "node")
-        h.seed_book(ticker)
-        node = ChaosNode(h, Admin(http))
-        await node.admin.set_faults(rest_latency_s=0.3)
-        await h.runtime.start(admitted(*one_market()([ticker])))
-        try:
-            await wait_until(lambda: EXCHANGE in h.runtime.node.exchanges, what="the exchange connection")
-            conn = h.runtime.node.exchanges[EXCHANGE]
-            await wait_until(lambda: conn.positions_imported, timeout=15, what="the positions imported")
-            assert not conn.loaded, "loaded already: the fill would not land in the window"
-            h.take(ticker, SimBookSide.ASK, left_behind.price, 200)
-            await node.admin.clear_faults()
-            await wait_until(lambda: conn.loaded, timeout=15, what="the exchange loaded")
-            await wait_until(lambda: node.account.ledger.net_units(ticker) == 200, what="the fill booked")
-            assert conn.fills_during_load == []
-            await node.wait_quoting(timeout=15)
-            check = await settled_data(node)
-            assert check.ok, check.summary()
-        finally:
-            await h.runtime.stop("drain")
+    booked, not parked for an import that has already happened."""
+    async with slow_start(tmp_path) as start:
+        h, node = start.h, start.node
+        await wait_until(lambda: EXCHANGE in h.runtime.node.exchanges, what="the exchange connection")
+        conn = h.runtime.node.exchanges[EXCHANGE]
+        await wait_until(lambda: conn.positions_imported, timeout=15, what="the positions imported")
+        assert not conn.loaded, "loaded already: the fill would not land in the window"
+        start.fill()
+        await node.admin.clear_faults()
+        await wait_until(lambda: conn.loaded, timeout=15, what="the exchange loaded")
+        await wait_until(lambda: node.account.ledger.net_units(start.ticker) == 200, what="the fill booked")
+        assert conn.fills_during_load == []
+        await node.wait_quoting(timeout=15)
+        check = await settled_data(node)
+        assert check.ok, check.summary()
