@@ -391,7 +391,7 @@ class NodeContext:
                 return
             if execution == "live" and not conn.positions_imported:
                 # positions are not imported yet: booking now would be overwritten (or refused) by the import;
-                # stored now, booked after it (ExchangeReconciler._book_fills_during_load)
+                # stored now; in the import, or booked by the first positions check (ExchangeReconciler._prime_fills)
                 if fill.fill_id not in {f.fill_id for f in conn.fills_during_load}:
                     conn.fills_during_load.append(fill)
                     audit.log_fill(fill, execution)

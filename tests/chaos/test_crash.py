@@ -41,6 +41,8 @@ READY_TIMEOUT_S = 60.0
 async def kill9_rounds(ext: External, kills: int, record: Measurement) -> None:
     rng = random.Random(SEED)
     node = ext.node
+    # in an hour's last minutes the node selects nothing (every market closes too soon): wait for the next hour's
+    await ext.wait_clear_of_the_hour()
     await ext.wait_for(lambda o: o.quoting(), READY_TIMEOUT_S, "the first run to quote")
     async with TakerPump(ext.sim, ext.reader, SEED).running() as pump:
         await _rounds(ext, kills, record, rng)
