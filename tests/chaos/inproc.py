@@ -49,20 +49,12 @@ from tests.controller.harness import (
     strategy_yaml,
     wait_until,
 )
+from tests.controller.harness import RISK_YAML as HARNESS_RISK_YAML
 
 EXCHANGE = "sim"
 """The Exchange resource's name in the harness documents."""
 
-RISK_YAML = """\
-apiVersion: mm/v1alpha1
-kind: RiskPolicy
-metadata: {name: r1}
-spec:
-  rules:
-    settlement_cutoff: {cutoff_minutes: 3}
-    stale_data: {max_age_seconds: 100000}
-  kill_switch: {stale_stream_seconds: 60}
-"""
+RISK_YAML = HARNESS_RISK_YAML + "  kill_switch: {stale_stream_seconds: 60}\n"
 """As the controller tests' policy; the stale-stream kill switch waits longer than any fault here lasts (a
 disconnect must be recovered from, not halted on)."""
 

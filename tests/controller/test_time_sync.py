@@ -34,6 +34,7 @@ from mm.controller.time_sync import (
 )
 from mm.observability.metrics import Metrics
 from mm.specs.node import TradingNodeSpec
+from tests.controller.harness import wait_until
 
 NTP_EPOCH_OFFSET_S = 2_208_988_800  # 1900-01-01 → 1970-01-01
 US = 1_000_000
@@ -152,13 +153,6 @@ class Setup:
     @property
     def gauge(self) -> float | None:
         return self.metrics.registry.get_sample_value("mm_clock_drift_seconds")
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Wait for ``condition`` (polled), failing after ``timeout_s``."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 # ---------------------------------------------------------------------- parsing
@@ -452,7 +446,7 @@ async def test_run_checks_every_interval(ntp_servers: Any) -> None:
     monitor = setup.monitor()
     task = asyncio.create_task(monitor.run())
     try:
-        await until(lambda: server.requests >= 4)
+        await wait_until(lambda: server.requests >= 4, timeout=5.0, what="4 NTP requests")
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -468,10 +462,11 @@ async def test_a_hot_reloaded_interval_cuts_a_long_wait_short(ntp_servers: Any) 
     monitor = setup.monitor()
     task = asyncio.create_task(monitor.run())
     try:
-        await until(lambda: monitor.checks == 1)  # the first check runs at once; then an hour's wait begins
+        # the first check runs at once; then an hour's wait begins
+        await wait_until(lambda: monitor.checks == 1, timeout=5.0, what="the first check")
         assert server.requests == 1
         setup.reload(ntp_servers=[server.address], check_interval_seconds=Decimal("0.05"))
-        await until(lambda: server.requests >= 2, timeout_s=3.0)  # not an hour later
+        await wait_until(lambda: server.requests >= 2, timeout=3.0, what="a second NTP request")  # not an hour later
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -486,7 +481,7 @@ async def test_run_survives_a_broken_spec() -> None:
     monitor = TimeSyncMonitor(setup.node, no_spec, WallClock())
     task = asyncio.create_task(monitor.run())
     try:
-        await until(lambda: monitor.checks == 1)
+        await wait_until(lambda: monitor.checks == 1, timeout=5.0, what="the first check")
         for _ in range(5):  # let the loop go round to its next wait
             await asyncio.sleep(0)
         assert not task.done() and monitor.errors == 1
